@@ -1,0 +1,29 @@
+"""Argument handling shared by the command-line tools."""
+import argparse
+import os
+import sys
+
+from bisenet.config import ConfigError, load_config
+
+
+def config_parser(description, default_config="configs/bisenetv1_city.py"):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default=default_config, help="config file (default: %(default)s)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config fields to override, e.g. train.max_iters=1000 data.root=/data/cityscapes")
+    return parser
+
+
+def load_config_or_exit(args):
+    try:
+        return load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
+
+
+def default_weights(cfg, weights):
+    """``weights`` or, when not given, the final checkpoint of the config's training run."""
+    path = weights or os.path.join(cfg.train.output_dir, "model_final.pth")
+    if not os.path.isfile(path):
+        sys.exit(f"error: weights {path} not found; train first (tools/train.py) or pass --weights PATH")
+    return path

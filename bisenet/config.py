@@ -1,0 +1,197 @@
+"""Typed experiment configuration.
+
+A config file is a Python file that builds one ``Config`` object named ``cfg``. Every field is
+typed; ``load_config`` checks the types and applies command-line overrides of the form
+``section.field=value``. Unknown keys fail loudly with the key's name, so a typo never falls
+back to a silent default.
+"""
+import ast
+import dataclasses
+import difflib
+import os
+import runpy
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used as written."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "bisenetv1"
+    num_classes: int = 19
+    # "" for random init, "imagenet" for torchvision's ImageNet weights (its cache, never a
+    # silent download), or a path to a torchvision ResNet-18 state dict.
+    backbone_weights: str = ""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "cityscapes"
+    root: str = "datasets/cityscapes"
+    train_split: str = "train"
+    val_split: str = "val"
+    # Optional list files of "image,label" lines (relative to root); they replace the scan of
+    # the official folder layout when set.
+    train_list: str = ""
+    val_list: str = ""
+    ignore_index: int = 255
+    # RGB statistics of Cityscapes on [0, 1] images; the reference weights expect exactly these.
+    mean: Tuple[float, float, float] = (0.3257, 0.3690, 0.3223)
+    std: Tuple[float, float, float] = (0.2112, 0.2148, 0.2115)
+    scale_range: Tuple[float, float] = (0.75, 2.0)
+    crop_size: Tuple[int, int] = (1024, 1024)  # (height, width)
+    flip_prob: float = 0.5
+    # Brightness, contrast and saturation are each scaled by a factor in [1 - j, 1 + j].
+    color_jitter: float = 0.4
+    num_workers: int = 4
+
+
+@dataclass
+class TrainConfig:
+    max_iters: int = 80000
+    batch_size: int = 16  # images per optimiser step, over all processes
+    base_lr: float = 1e-2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    head_lr_multiplier: float = 10.0
+    warmup_iters: int = 1000
+    warmup_ratio: float = 0.1
+    poly_power: float = 0.9
+    ohem_thresh: float = 0.7  # keep pixels whose predicted probability of the truth is below this
+    ohem_min_fraction: float = 1.0 / 16
+    aux_weight: float = 1.0
+    amp: bool = True
+    sync_bn: bool = False
+    seed: int = 0
+    log_interval: int = 50
+    checkpoint_interval: int = 5000
+    output_dir: str = "output/bisenetv1_city"
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 2
+    scales: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+    crop_size: Tuple[int, int] = (1024, 1024)  # (height, width)
+    num_workers: int = 2
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> Dict[str, Dict[str, Any]]:
+        """Plain types only, so checkpoints holding it load with ``weights_only=True``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Dict[str, Any]]) -> "Config":
+        cfg = cls()
+        for section, values in data.items():
+            for key, value in values.items():
+                _set(cfg, f"{section}.{key}", value)
+        return cfg
+
+
+def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[str] = ()) -> Config:
+    """Read ``cfg`` from a config file (or the defaults) and apply ``section.key=value`` overrides."""
+    if path is None:
+        cfg = Config()
+    else:
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. configs/bisenetv1_city.py)")
+        try:
+            namespace = runpy.run_path(path)
+        except TypeError as exc:  # dataclass constructors name the unknown keyword
+            raise ConfigError(f"{path}: {exc}") from exc
+        cfg = namespace.get("cfg")
+        if not isinstance(cfg, Config):
+            raise ConfigError(f"{path} must define `cfg = Config(...)` (bisenet.config.Config)")
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.max_iters=100")
+        key, text = item.split("=", 1)
+        _set(cfg, key.strip(), _parse_literal(text.strip()))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Check every field's type, so a wrong value fails here rather than mid-run."""
+    for section in dataclasses.fields(cfg):
+        sub = getattr(cfg, section.name)
+        hints = get_type_hints(type(sub))
+        for f in dataclasses.fields(sub):
+            key = f"{section.name}.{f.name}"
+            setattr(sub, f.name, _coerce(getattr(sub, f.name), hints[f.name], key))
+
+
+def _set(cfg: Config, key: str, value: Any) -> None:
+    parts = key.split(".")
+    sections = [f.name for f in dataclasses.fields(cfg)]
+    if len(parts) != 2 or parts[0] not in sections:
+        raise ConfigError(f"unknown config key {key!r}; keys look like section.field with section one of {sections}")
+    sub = getattr(cfg, parts[0])
+    names = [f.name for f in dataclasses.fields(sub)]
+    if parts[1] not in names:
+        close = difflib.get_close_matches(parts[1], names, n=1)
+        hint = f" (did you mean {parts[0]}.{close[0]}?)" if close else f"; valid: {', '.join(names)}"
+        raise ConfigError(f"unknown config key {key!r}{hint}")
+    hints = get_type_hints(type(sub))
+    setattr(sub, parts[1], _coerce(value, hints[parts[1]], key))
+
+
+def _parse_literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string such as output/run1
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    def fail():
+        raise ConfigError(f"config key {key!r} expects {_type_name(typ)}, got {value!r}")
+
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        fail()
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        fail()
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        fail()
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        fail()
+    if get_origin(typ) in (tuple, Tuple):
+        if not isinstance(value, (list, tuple)):
+            fail()
+        args = get_args(typ)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            fail()
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if get_origin(typ) in (list, List):
+        if not isinstance(value, (list, tuple)):
+            fail()
+        return [_coerce(v, get_args(typ)[0], key) for v in value]
+    raise ConfigError(f"config key {key!r} has an unsupported type {typ}")
+
+
+def _type_name(typ: Any) -> str:
+    return getattr(typ, "__name__", None) or str(typ).replace("typing.", "")

@@ -1,0 +1,120 @@
+"""Paired image + label transforms on numpy arrays (HxWx3 uint8 RGB image, HxW uint8 label).
+
+Every random transform draws from the ``rng`` (a ``numpy.random.Generator``) it is given, so a
+sample's augmentation is reproducible from its seed.
+"""
+import cv2
+import numpy as np
+import torch
+
+
+class Compose:
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, image, label, rng=None):
+        rng = np.random.default_rng() if rng is None else rng
+        for transform in self.transforms:
+            image, label = transform(image, label, rng)
+        return image, label
+
+
+class RandomScale:
+    def __init__(self, scale_range):
+        self.low, self.high = scale_range
+
+    def __call__(self, image, label, rng):
+        scale = rng.uniform(self.low, self.high)
+        height, width = label.shape
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))  # cv2 wants (w, h)
+        image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+        # Plain INTER_NEAREST samples a grid shifted half a pixel from INTER_LINEAR's; the exact
+        # variant keeps label and image aligned.
+        label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST_EXACT)
+        return image, label
+
+
+class RandomCrop:
+    """Crops ``crop_size`` (h, w); smaller inputs are padded, the label with ``ignore_index`` so
+    padding never counts as a class."""
+
+    def __init__(self, crop_size, ignore_index=255):
+        self.crop_height, self.crop_width = crop_size
+        self.ignore_index = ignore_index
+
+    def __call__(self, image, label, rng):
+        height, width = label.shape
+        pad_h, pad_w = max(self.crop_height - height, 0), max(self.crop_width - width, 0)
+        if pad_h or pad_w:
+            image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            label = cv2.copyMakeBorder(label, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=self.ignore_index)
+            height, width = label.shape
+        top = int(rng.integers(0, height - self.crop_height + 1))
+        left = int(rng.integers(0, width - self.crop_width + 1))
+        window = (slice(top, top + self.crop_height), slice(left, left + self.crop_width))
+        return image[window], label[window]
+
+
+class RandomHorizontalFlip:
+    """Flips with probability ``prob`` (the chance of flipping, not of keeping)."""
+
+    def __init__(self, prob=0.5):
+        self.prob = prob
+
+    def __call__(self, image, label, rng):
+        if rng.random() < self.prob:
+            return image[:, ::-1], label[:, ::-1]
+        return image, label
+
+
+class ColorJitter:
+    """Brightness, contrast and saturation, each scaled by a factor in [1 - s, 1 + s], in a
+    random order, as torchvision's ColorJitter does."""
+
+    def __init__(self, brightness=0.4, contrast=0.4, saturation=0.4):
+        self.strengths = (brightness, contrast, saturation)
+
+    def __call__(self, image, label, rng):
+        factors = [rng.uniform(max(0.0, 1 - s), 1 + s) if s > 0 else 1.0 for s in self.strengths]
+        image = image.astype(np.float32)
+        for which in rng.permutation(3):
+            factor = factors[which]
+            if factor == 1.0:
+                continue
+            if which == 0:
+                image *= factor
+            else:
+                gray = image @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+                if which == 1:
+                    image = (image - gray.mean()) * factor + gray.mean()
+                else:
+                    image = (image - gray[..., None]) * factor + gray[..., None]
+            np.clip(image, 0, 255, out=image)
+        return image, label
+
+
+class Normalize:
+    """[0, 255] RGB -> (x / 255 - mean) / std as a CxHxW float tensor; label -> int64 tensor."""
+
+    def __init__(self, mean, std):
+        self.mean = np.asarray(mean, dtype=np.float32) * 255
+        self.std = np.asarray(std, dtype=np.float32) * 255
+
+    def __call__(self, image, label, rng=None):
+        image = (np.asarray(image, dtype=np.float32) - self.mean) / self.std
+        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return image, torch.from_numpy(np.ascontiguousarray(label)).long()
+
+
+def build_train_transform(data_cfg):
+    return Compose([
+        RandomScale(data_cfg.scale_range),
+        RandomCrop(data_cfg.crop_size, data_cfg.ignore_index),
+        RandomHorizontalFlip(data_cfg.flip_prob),
+        ColorJitter(data_cfg.color_jitter, data_cfg.color_jitter, data_cfg.color_jitter),
+        Normalize(data_cfg.mean, data_cfg.std),
+    ])
+
+
+def build_eval_transform(data_cfg):
+    return Compose([Normalize(data_cfg.mean, data_cfg.std)])

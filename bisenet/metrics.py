@@ -1,0 +1,55 @@
+"""Confusion matrix and the scores derived from it."""
+import numpy as np
+import torch
+
+from bisenet import distributed
+
+
+def confusion_matrix(pred, label, num_classes, ignore_index=255):
+    """int64 (num_classes x num_classes) counts, rows = ground truth, columns = prediction.
+
+    Runs on the tensors' device with one bincount; ignore pixels are dropped.
+    """
+    keep = label != ignore_index
+    index = label[keep].long() * num_classes + pred[keep].long()
+    return torch.bincount(index, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+class ConfusionMatrix:
+    """Accumulates counts over batches (and, with ``reduce``, over processes)."""
+
+    def __init__(self, num_classes, ignore_index=255, device="cpu"):
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.counts = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+
+    def update(self, pred, label):
+        self.counts += confusion_matrix(pred.to(self.counts.device), label.to(self.counts.device),
+                                        self.num_classes, self.ignore_index)
+
+    def reduce(self):
+        distributed.all_reduce_sum(self.counts)
+        return self
+
+
+def scores(counts):
+    """Per-class IoU and accuracy, mIoU, mAcc and aAcc from a confusion matrix.
+
+    IoU = TP / (TP + FP + FN). A class absent from both ground truth and prediction has IoU NaN
+    (accuracy NaN when absent from the ground truth) and is left out of the means.
+    """
+    counts = np.asarray(counts.cpu() if torch.is_tensor(counts) else counts, dtype=np.float64)
+    tp = np.diag(counts)
+    gt = counts.sum(axis=1)
+    predicted = counts.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = tp / (gt + predicted - tp)
+        acc = tp / gt
+        overall = tp.sum() / counts.sum()
+    return {
+        "iou": iou,
+        "acc": acc,
+        "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+        "macc": float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan"),
+        "aacc": float(overall),
+    }

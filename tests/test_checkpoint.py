@@ -1,0 +1,114 @@
+import json
+import os
+
+import pytest
+import torch
+
+import bisenet
+from bisenet.checkpoint import CheckpointError, convert_coincheung, load_weights, read_state_dict, save_checkpoint
+from bisenet.models.bisenetv1 import BiSeNetV1
+from conftest import REPO, SHARED, run_tool
+
+
+def reference_state_dict(seed=0, drop=()):
+    """Random tensors with the names and shapes of the reference implementation's checkpoints."""
+    with open(os.path.join(SHARED, "reference", "coincheung_bisenetv1_state_dict.json")) as f:
+        listing = json.load(f)
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in listing:
+        if name.startswith(drop):
+            continue
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(7)
+        elif name.endswith("running_var"):
+            state[name] = torch.rand(shape, generator=generator) + 0.5
+        else:
+            state[name] = torch.randn(shape, generator=generator) * 0.1
+    return state
+
+
+def test_converter_loads_strictly_and_keeps_values(tmp_path):
+    source = reference_state_dict()
+    torch.save(source, tmp_path / "model_final_v1_city_new.pth")
+    result = run_tool("convert_checkpoint.py", "--from", "coincheung", str(tmp_path / "model_final_v1_city_new.pth"),
+                      str(tmp_path / "ours.pth"))
+    assert result.returncode == 0, result.stderr
+    model = BiSeNetV1(19)
+    load_weights(model, str(tmp_path / "ours.pth"))
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, source[name]), name
+    # Same logits as the source weights loaded directly (the names are the reference's).
+    direct = BiSeNetV1(19)
+    direct.load_state_dict(source, strict=True)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), direct.eval()(x))
+
+
+def test_converter_reports_missing_and_unexpected(tmp_path):
+    source = reference_state_dict()
+    del source["ffm.conv.weight"]
+    source["extra.weight"] = torch.zeros(3)
+    with pytest.raises(CheckpointError) as info:
+        convert_coincheung(source, BiSeNetV1(19))
+    assert "ffm.conv.weight" in str(info.value) and "extra.weight" in str(info.value)
+    torch.save(source, tmp_path / "bad.pth")
+    result = run_tool("convert_checkpoint.py", "--from", "coincheung", str(tmp_path / "bad.pth"), str(tmp_path / "o.pth"))
+    assert result.returncode != 0 and "ffm.conv.weight" in result.stderr
+    assert not (tmp_path / "o.pth").exists()
+
+
+def test_converter_reports_shape_mismatch():
+    source = reference_state_dict()
+    source["conv_out.conv_out.weight"] = torch.zeros(20, 256, 1, 1)
+    with pytest.raises(CheckpointError, match="conv_out.conv_out.weight"):
+        convert_coincheung(source, BiSeNetV1(19))
+
+
+def test_converter_fills_absent_aux_heads_and_says_so():
+    source = reference_state_dict(drop=("conv_out16.", "conv_out32."))
+    state, notes = convert_coincheung(source, BiSeNetV1(19))
+    assert len(state) == 222
+    assert notes and "auxiliary" in notes[0]
+
+
+@pytest.mark.parametrize("wrap", ["bare", "ours", "state_dict", "ddp"])
+def test_load_weights_formats(tmp_path, wrap):
+    source = reference_state_dict(seed=1)
+    obj = {
+        "bare": source,
+        "ours": {"model": source, "iteration": 3},
+        "state_dict": {"state_dict": source, "epoch": 1},
+        "ddp": {f"module.{k}": v for k, v in source.items()},
+    }[wrap]
+    torch.save(obj, tmp_path / "w.pth")
+    model = bisenet.load_weights(BiSeNetV1(19), str(tmp_path / "w.pth"))
+    assert torch.equal(model.state_dict()["sp.conv1.conv.weight"], source["sp.conv1.conv.weight"])
+
+
+def test_load_weights_is_strict_and_readable(tmp_path):
+    source = reference_state_dict()
+    del source["cp.arm16.bn_atten.bias"]
+    torch.save(source, tmp_path / "w.pth")
+    with pytest.raises(CheckpointError, match="cp.arm16.bn_atten.bias"):
+        load_weights(BiSeNetV1(19), str(tmp_path / "w.pth"))
+    with pytest.raises(CheckpointError, match=r"conv_out.conv_out.weight: checkpoint \(19, 256, 1, 1\), model \(5, 256, 1, 1\)"):
+        load_weights(BiSeNetV1(5), str(tmp_path / "w.pth"))
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        read_state_dict(str(tmp_path / "nope.pth"))
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pth"
+    save_checkpoint({"iteration": 1}, str(path))
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"iteration": 2}, str(path))
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"iteration": 1}
+    assert os.listdir(tmp_path) == ["ckpt.pth"]

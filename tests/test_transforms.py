@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import torch
+
+from bisenet.config import DataConfig
+from bisenet.data.transforms import (Normalize, RandomCrop, RandomHorizontalFlip, RandomScale,
+                                     build_train_transform)
+
+
+def blocks(height=48, width=96, block=12, seed=0):
+    values = np.random.default_rng(seed).permutation(200)[: (height // block) * (width // block)]
+    label = np.kron(values.reshape(height // block, width // block), np.ones((block, block)))
+    label = label.astype(np.uint8)
+    return np.repeat(label[..., None], 3, axis=2), label
+
+
+def assert_aligned(image, label, mask=None):
+    mask = np.ones(label.shape, bool) if mask is None else mask
+    assert image.shape == label.shape + (3,)
+    for c in range(3):
+        np.testing.assert_array_equal(image[..., c][mask], label[mask])
+
+
+@pytest.mark.parametrize("crop", [(32, 40), (48, 96), (50, 30)])
+def test_random_crop_keeps_alignment(crop):
+    image, label = blocks()
+    for seed in range(5):
+        out_image, out_label = RandomCrop(crop)(image, label, np.random.default_rng(seed))
+        assert out_label.shape == crop
+        valid = out_label != 255
+        assert_aligned(out_image, out_label, valid)
+        assert (out_image[~valid] == 0).all()
+        rows = min(crop[0], label.shape[0])
+        assert any((out_label[:rows] == label[top:top + rows, left:left + crop[1]]).all()
+                   for top in range(label.shape[0] - rows + 1)
+                   for left in range(label.shape[1] - crop[1] + 1))
+
+
+def test_crop_bigger_than_input_pads_label_with_ignore_and_image_with_zero():
+    image, label = blocks()
+    out_image, out_label = RandomCrop((60, 112), ignore_index=255)(image, label, np.random.default_rng(0))
+    assert out_label.shape == (60, 112)
+    np.testing.assert_array_equal(out_label[:48, :96], label)
+    np.testing.assert_array_equal(out_image[:48, :96], image)
+    assert (out_label[48:] == 255).all() and (out_label[:, 96:] == 255).all()
+    assert (out_image[48:] == 0).all() and (out_image[:, 96:] == 0).all()
+
+
+def test_flip_keeps_alignment():
+    image, label = blocks()
+    out_image, out_label = RandomHorizontalFlip(1.0)(image, label, np.random.default_rng(0))
+    np.testing.assert_array_equal(out_label, label[:, ::-1])
+    assert_aligned(out_image, out_label)
+
+
+def test_random_scale_keeps_alignment_inside_constant_regions():
+    image, label = blocks()
+    for seed in range(10):
+        out_image, out_label = RandomScale((0.5, 2.0))(image, label, np.random.default_rng(seed))
+        assert 0.5 * 48 - 1 <= out_label.shape[0] <= 2.0 * 48 + 1
+        assert out_label.shape[0] / 48 == pytest.approx(out_label.shape[1] / 96, abs=0.03)
+        h, w = out_label.shape
+        windows = np.stack([out_label[dy:h - 2 + dy, dx:w - 2 + dx] for dy in range(3) for dx in range(3)])
+        constant = np.zeros((h, w), bool)
+        constant[1:-1, 1:-1] = (windows == windows[0]).all(axis=0)
+        assert constant.mean() > 0.3
+        assert_aligned(out_image, out_label, constant)
+
+
+def flipped(prob, rng):
+    image = np.array([[[1, 1, 1], [2, 2, 2]]], dtype=np.uint8)
+    label = np.array([[1, 2]], dtype=np.uint8)
+    out_image, out_label = RandomHorizontalFlip(prob)(image, label, rng)
+    assert out_image[0, 0, 0] == out_label[0, 0]
+    return out_label[0, 0] == 2
+
+
+def test_flip_probability():
+    rng = np.random.default_rng(0)
+    assert all(flipped(1.0, rng) for _ in range(100))
+    assert not any(flipped(0.0, rng) for _ in range(100))
+    flips = sum(flipped(0.5, np.random.default_rng(seed)) for seed in range(1000))
+    assert 400 <= flips <= 600
+
+
+def test_train_pipeline_is_reproducible_from_the_seed():
+    transform = build_train_transform(DataConfig(crop_size=(64, 64)))
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    label = rng.integers(0, 19, (48, 80), dtype=np.uint8)
+    a = transform(image, label, np.random.default_rng(7))
+    b = transform(image, label, np.random.default_rng(7))
+    c = transform(image, label, np.random.default_rng(8))
+    assert a[0].shape == (3, 64, 64) and a[1].shape == (64, 64)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+def test_normalize():
+    mean, std = (0.1, 0.5, 0.9), (0.2, 0.3, 0.4)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    label = rng.integers(0, 19, (5, 7), dtype=np.uint8)
+    out_image, out_label = Normalize(mean, std)(image, label)
+    expected = np.empty((3, 5, 7))
+    for c in range(3):
+        expected[c] = (image[..., c] / 255.0 - mean[c]) / std[c]
+    assert out_image.dtype == torch.float32 and out_image.shape == (3, 5, 7)
+    np.testing.assert_allclose(out_image.numpy(), expected, atol=1e-5)
+    assert out_label.dtype == torch.int64
+    np.testing.assert_array_equal(out_label.numpy(), label)
