@@ -6,8 +6,13 @@ import sys
 from bisenet.config import ConfigError, load_config
 
 
-def config_parser(description, default_config="configs/bisenetv1_city.py"):
+def config_parser(description, positionals=(), default_config="configs/bisenetv1_city.py"):
+    """A parser with ``--config`` and trailing ``KEY=VALUE`` overrides; ``positionals`` are
+    (name, help) pairs that come before the overrides. Parse with ``parse_intermixed_args`` so
+    options and overrides may come in any order."""
     parser = argparse.ArgumentParser(description=description)
+    for name, text in positionals:
+        parser.add_argument(name, help=text)
     parser.add_argument("--config", default=default_config, help="config file (default: %(default)s)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config fields to override, e.g. train.max_iters=1000 data.root=/data/cityscapes")

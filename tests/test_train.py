@@ -1,6 +1,7 @@
 import json
 import os
 
+import pytest
 import torch
 
 from bisenet.data import build_dataset
@@ -36,7 +37,7 @@ def test_a_few_iterations_lower_the_loss(tiny_cfg):
     records = [json.loads(line) for line in open(os.path.join(tiny_cfg.train.output_dir, "metrics.jsonl"))]
     assert records[-1]["iteration"] == 12 and set(records[-1]["lr"]) == {"backbone", "backbone_no_decay", "head",
                                                                           "head_no_decay"}
-    assert records[-1]["lr"]["head"] == 10 * records[-1]["lr"]["backbone"]
+    assert records[-1]["lr"]["head"] == pytest.approx(10 * records[-1]["lr"]["backbone"])
 
 
 def test_training_is_repeatable(tiny_cfg, tmp_path):

@@ -16,7 +16,7 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
     cfg.model.backbone_weights = ""  # random weights time the same
     if args.threads:

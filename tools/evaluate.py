@@ -11,7 +11,7 @@ def main():
     parser = config_parser(__doc__)
     parser.add_argument("--weights", help="checkpoint (default: <train.output_dir>/model_final.pth)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
     device = resolve_device(args.device)
     model = bisenet.build_model(cfg)

@@ -7,7 +7,7 @@ def main():
     parser = config_parser(__doc__)
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
     model, final = train(cfg, device=args.device)
     print(f"saved {final}")
