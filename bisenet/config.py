@@ -68,6 +68,7 @@ class TrainConfig:
     seed: int = 0
     log_interval: int = 50
     checkpoint_interval: int = 5000
+    keep_checkpoints: int = 3  # periodic checkpoints kept; older ones are deleted
     output_dir: str = "output/bisenetv1_city"
 
 

@@ -22,3 +22,25 @@ def all_reduce_sum(tensor):
     if is_distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def init_from_environment(device):
+    """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU); a no-op for a
+    plain process. Returns the device this process should use."""
+    import os
+
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
+        return device
+    if device.type == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def cleanup():
+    if is_distributed():
+        dist.destroy_process_group()

@@ -8,11 +8,17 @@ from bisenet import distributed
 def confusion_matrix(pred, label, num_classes, ignore_index=255):
     """int64 (num_classes x num_classes) counts, rows = ground truth, columns = prediction.
 
-    Runs on the tensors' device with one bincount; ignore pixels are dropped.
+    Runs on the tensors' device with one bincount. Labels must be class ids or ``ignore_index``
+    (the dataset checks this when it reads them).
     """
-    keep = label != ignore_index
-    index = label[keep].long() * num_classes + pred[keep].long()
-    return torch.bincount(index, minlength=num_classes * num_classes).view(num_classes, num_classes)
+    if ignore_index < num_classes:
+        keep = label != ignore_index
+        label, pred = label[keep], pred[keep]
+    # Without boolean masking: an ignore label (>= num_classes) lands past the first
+    # num_classes**2 bins, which are all that is kept. int32 halves the memory traffic.
+    index = label.to(torch.int32) * num_classes + pred.to(torch.int32)
+    counts = torch.bincount(index.flatten(), minlength=num_classes * num_classes)
+    return counts[: num_classes * num_classes].view(num_classes, num_classes).long()
 
 
 class ConfusionMatrix:

@@ -98,7 +98,7 @@ def test_backbone_weights_from_file(tmp_path):
     path = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), path)
     cfg = load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"), [f"model.backbone_weights={path}"])
-    model = build_model(cfg)
+    model = build_model(cfg, load_backbone=True)
     for name, tensor in model.cp.resnet.state_dict().items():
         assert torch.equal(tensor, reference.state_dict()[name]), name
 
@@ -108,7 +108,8 @@ def test_missing_backbone_weights_say_how_to_get_them(tmp_path, monkeypatch):
     cfg = load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"))
     assert cfg.model.backbone_weights == "imagenet"
     with pytest.raises(FileNotFoundError, match="IMAGENET1K_V1"):
-        build_model(cfg)
+        build_model(cfg, load_backbone=True)
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         build_model(load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"),
-                                [f"model.backbone_weights={tmp_path}/nowhere.pth"]))
+                                [f"model.backbone_weights={tmp_path}/nowhere.pth"]), load_backbone=True)
+    build_model(cfg)  # without load_backbone (inference, then load_weights) nothing is read

@@ -47,3 +47,14 @@ def test_training_is_repeatable(tiny_cfg, tmp_path):
     second, _ = train(tiny_cfg, device="cpu", progress=False)
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_periodic_checkpoints_keep_the_newest(tiny_cfg):
+    tiny_cfg.train.max_iters = 4
+    tiny_cfg.train.checkpoint_interval = 1
+    tiny_cfg.train.keep_checkpoints = 2
+    train(tiny_cfg, device="cpu", progress=False)
+    names = sorted(n for n in os.listdir(tiny_cfg.train.output_dir) if n.endswith(".pth"))
+    assert names == ["checkpoint_000003.pth", "checkpoint_000004.pth", "model_final.pth"]
+    state = torch.load(os.path.join(tiny_cfg.train.output_dir, "checkpoint_000004.pth"), weights_only=True)
+    assert state["iteration"] == 4 and {"model", "optimizer", "scheduler", "scaler", "config"} <= set(state)

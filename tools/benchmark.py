@@ -18,7 +18,6 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
-    cfg.model.backbone_weights = ""  # random weights time the same
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

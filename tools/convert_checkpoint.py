@@ -14,7 +14,7 @@ def main():
     parser.add_argument("src", help="checkpoint to convert")
     parser.add_argument("dst", help="where to write the converted checkpoint")
     args = parser.parse_args()
-    cfg = load_config(args.config, ["model.backbone_weights="])
+    cfg = load_config(args.config)
     model = build_model(cfg)
     try:
         state, notes = CONVERTERS[args.source_format](read_state_dict(args.src), model)

@@ -1,24 +1,33 @@
-"""Evaluate a BiSeNet model: python tools/evaluate.py --config ... --weights W.pth [KEY=VALUE ...]"""
-import bisenet
+"""Evaluate a BiSeNet model (mIoU, per-class table).
+
+  python tools/evaluate.py --config configs/bisenetv1_city.py --weights W.pth [--msc] [--flip] [--crop]
+  torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
+"""
 from bisenet.cli import config_parser, default_weights, load_config_or_exit
-from bisenet.data import build_eval_loader
-from bisenet.data.cityscapes import CLASS_NAMES
-from bisenet.engine.evaluator import evaluate, format_scores
-from bisenet.engine.trainer import resolve_device
+from bisenet.engine.evaluator import evaluate_weights
 
 
 def main():
     parser = config_parser(__doc__)
     parser.add_argument("--weights", help="checkpoint (default: <train.output_dir>/model_final.pth)")
+    parser.add_argument("--msc", action="store_true", help="multi-scale: the config's eval.scales unless --scales")
+    parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
+    parser.add_argument("--crop", action="store_true", help="sliding-window crops of eval.crop_size")
+    parser.add_argument("--scales", type=float, nargs="+", help="scales to use (implies --msc)")
+    parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="crop size (implies --crop)")
+    parser.add_argument("--crop-stride", type=int, nargs=2, metavar=("H", "W"),
+                        help="crop stride (default: 2/3 of the crop size)")
+    parser.add_argument("--save-pred", metavar="DIR",
+                        help="write predictions as labelIds PNGs (DIR/labelIds, official format) and colour PNGs (DIR/color)")
+    parser.add_argument("--json", metavar="OUT", help="also write the scores to this JSON file")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
-    device = resolve_device(args.device)
-    model = bisenet.build_model(cfg)
-    bisenet.load_weights(model, default_weights(cfg, args.weights))
-    model.to(device)
-    result = evaluate(model, build_eval_loader(cfg), cfg.model.num_classes, device, cfg.data.ignore_index)
-    print(format_scores(result, CLASS_NAMES[: cfg.model.num_classes]))
+    scales = tuple(args.scales) if args.scales else (cfg.eval.scales if args.msc else (1.0,))
+    crop_size = tuple(args.crop_size) if args.crop_size else (cfg.eval.crop_size if args.crop or args.crop_stride else None)
+    evaluate_weights(cfg, default_weights(cfg, args.weights), device=args.device, scales=scales, flip=args.flip,
+                     crop_size=crop_size, crop_stride=tuple(args.crop_stride) if args.crop_stride else None,
+                     save_pred_dir=args.save_pred, json_path=args.json)
 
 
 if __name__ == "__main__":

@@ -47,15 +47,22 @@ def train_step(model, criterion, optimizer, scaler, images, labels, aux_weight, 
     return [l.detach() for l in losses]
 
 
+def prune_checkpoints(output_dir, keep):
+    """Delete all but the newest ``keep`` periodic checkpoints (called after a save succeeded)."""
+    names = sorted(n for n in os.listdir(output_dir) if n.startswith("checkpoint_") and n.endswith(".pth"))
+    for name in names[:-keep] if keep > 0 else []:
+        os.remove(os.path.join(output_dir, name))
+
+
 def train(cfg, device=None, progress=True):
-    """Train the model of ``cfg``; returns the path of the final checkpoint."""
+    """Train the model of ``cfg``; returns the model and the path of its final checkpoint."""
     device = resolve_device(device)
     rank, world_size = distributed.get_rank(), distributed.get_world_size()
     torch.manual_seed(cfg.train.seed)
     output_dir = cfg.train.output_dir
     os.makedirs(output_dir, exist_ok=True)
 
-    model = build_model(cfg).to(device)
+    model = build_model(cfg, load_backbone=True).to(device)
     optimizer = build_optimizer(model, cfg.train)
     scheduler = WarmupPolyLR(optimizer, cfg.train.max_iters, cfg.train.warmup_iters, cfg.train.warmup_ratio,
                              cfg.train.poly_power)
@@ -101,6 +108,7 @@ def train(cfg, device=None, progress=True):
                     "config": cfg.to_dict(),
                 }
                 save_checkpoint(state, os.path.join(output_dir, f"checkpoint_{done:06d}.pth"))
+                prune_checkpoints(output_dir, cfg.train.keep_checkpoints)
     log.close()
     final = os.path.join(output_dir, "model_final.pth")
     if distributed.is_main_process():

@@ -4,12 +4,16 @@ from bisenet.models.bisenetv1 import BiSeNetV1
 MODELS = {"bisenetv1": BiSeNetV1}
 
 
-def build_model(cfg):
-    """Build the model described by ``cfg.model``; loads ImageNet backbone weights if asked."""
+def build_model(cfg, load_backbone=False):
+    """Build the model described by ``cfg.model``.
+
+    With ``load_backbone`` (what training does) the backbone starts from
+    ``cfg.model.backbone_weights``; without it, weights are random until ``load_weights``.
+    """
     name = cfg.model.name
     if name not in MODELS:
         raise ValueError(f"unknown model.name {name!r}; available: {', '.join(sorted(MODELS))}")
     model = MODELS[name](num_classes=cfg.model.num_classes)
-    if cfg.model.backbone_weights:
+    if load_backbone and cfg.model.backbone_weights:
         model.load_backbone_weights(cfg.model.backbone_weights)
     return model
