@@ -17,25 +17,30 @@ def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip
     """
     height, width = images.shape[-2:]
     out_size = tuple(out_size or (height, width))
-    probs = torch.zeros((images.shape[0], num_classes, *out_size), dtype=torch.float32, device=images.device)
+    shape = (images.shape[0], num_classes, *out_size)
+    probs = torch.zeros(shape, dtype=torch.float32, device=images.device)
+    # Flipped passes accumulate unflipped in their own buffer, flipped back once at the end:
+    # one flip per image instead of one per scale.
+    flipped_probs = torch.zeros(shape, dtype=torch.float32, device=images.device) if flip else None
     for scale in scales:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
         scaled = images if size == (height, width) else F.interpolate(
             images, size=size, mode="bilinear", align_corners=False)
-        for flipped in (False, True) if flip else (False,):
-            x = scaled.flip(-1) if flipped else scaled
+        for x, target in ((scaled, probs), (scaled.flip(-1), flipped_probs))[: 2 if flip else 1]:
             logits = _logits(model, x, crop_size, crop_stride)
-            if flipped:
-                logits = logits.flip(-1)
             if tuple(logits.shape[-2:]) != out_size:
                 logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
-            probs += torch.softmax(logits.float(), dim=1)
+            target += torch.softmax(logits.float(), dim=1)
+    if flip:
+        probs += flipped_probs.flip(-1)
     return probs
 
 
 def predict(model, images, num_classes, **kwargs):
     """Class map (N x H x W, int64) from ``predict_probs``."""
-    return predict_probs(model, images, num_classes, **kwargs).argmax(dim=1)
+    # max(dim).indices: the same first-maximum index as argmax, several times faster on CPU
+    # for a reduction over channels.
+    return predict_probs(model, images, num_classes, **kwargs).max(dim=1).indices
 
 
 def _logits(model, x, crop_size, crop_stride):

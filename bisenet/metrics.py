@@ -15,8 +15,11 @@ def confusion_matrix(pred, label, num_classes, ignore_index=255):
         keep = label != ignore_index
         label, pred = label[keep], pred[keep]
     # Without boolean masking: an ignore label (>= num_classes) lands past the first
-    # num_classes**2 bins, which are all that is kept. int32 halves the memory traffic.
-    index = label.to(torch.int32) * num_classes + pred.to(torch.int32)
+    # num_classes**2 bins, which are all that is kept. The narrowest index type that holds
+    # label * num_classes + pred keeps the memory traffic, and so the time, down.
+    largest = max(int(ignore_index), num_classes) * num_classes + num_classes
+    dtype = torch.int16 if largest < 2**15 else torch.int32 if largest < 2**31 else torch.int64
+    index = label.to(dtype, copy=True).mul_(num_classes).add_(pred.to(dtype))
     counts = torch.bincount(index.flatten(), minlength=num_classes * num_classes)
     return counts[: num_classes * num_classes].view(num_classes, num_classes).long()
 

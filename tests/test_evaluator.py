@@ -89,3 +89,16 @@ def test_flip_restores_orientation():
 def test_predict_any_size(size):
     pred = predict(Conv().eval(), torch.randn(1, 3, *size), 5, scales=(0.5, 1.0, 1.5), flip=True, crop_size=(24, 24))
     assert pred.shape == (1, *size)
+
+
+def test_predict_takes_the_first_maximum_like_argmax():
+    class Ties(nn.Module):
+        def forward(self, x):
+            logits = torch.zeros(x.shape[0], 4, *x.shape[-2:])
+            logits[:, 2:, :, : x.shape[-1] // 2] = 1.0  # classes 2 and 3 tie on the left half
+            return logits
+
+    x = torch.zeros(1, 3, 4, 6)
+    pred = predict(Ties(), x, 4)
+    assert torch.equal(pred, predict_probs(Ties(), x, 4).argmax(1))
+    assert pred[0, 0].tolist() == [2, 2, 2, 0, 0, 0]

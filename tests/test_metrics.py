@@ -68,3 +68,11 @@ def test_random_against_brute_force():
     s = scores(counts)
     assert s["aacc"] == pytest.approx(aacc)
     assert s["macc"] == pytest.approx(macc)
+
+
+def test_confusion_matrix_leaves_its_inputs_alone():
+    label = torch.tensor([[0, 1], [255, 2]], dtype=torch.int16)
+    pred = torch.tensor([[0, 2], [1, 2]], dtype=torch.int16)
+    before = (label.clone(), pred.clone())
+    confusion_matrix(pred, label, 3)
+    assert torch.equal(label, before[0]) and torch.equal(pred, before[1])
