@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 
 import bisenet
+from bisenet import distributed
 from bisenet.data.cityscapes import colorize, read_image
 from bisenet.data.transforms import build_eval_transform
-from bisenet.engine.trainer import resolve_device
 from bisenet.inference import predict
 
 
@@ -25,7 +25,7 @@ def segment(model, image, cfg, device):
 
 def segment_image_file(cfg, weights, image_path, out_dir, device=None):
     """Write ``<stem>_color.png`` and ``<stem>_overlay.png`` into ``out_dir``; returns their paths."""
-    device = resolve_device(device)
+    device = distributed.resolve_device(device)
     model = bisenet.build_model(cfg)
     bisenet.load_weights(model, weights)
     model.to(device).eval()

@@ -1,4 +1,7 @@
 """Rank and world-size helpers that also work in a plain, non-distributed process."""
+import os
+
+import torch
 import torch.distributed as dist
 
 
@@ -24,18 +27,20 @@ def all_reduce_sum(tensor):
     return tensor
 
 
+def resolve_device(name=None):
+    """``name`` ("cpu", "cuda", "cuda:1") or, when not given, CUDA if available else the CPU."""
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def init_from_environment(device):
     """Join the process group torchrun describes (NCCL on CUDA, gloo on CPU); a no-op for a
     plain process. Returns the device this process should use."""
-    import os
-
-    import torch
-
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
         return device
     if device.type == "cuda":
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device("cuda", local_rank)
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return device

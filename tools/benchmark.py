@@ -2,9 +2,9 @@
 import torch
 from tabulate import tabulate
 
+from bisenet import distributed
 from bisenet.benchmark import measure_latency
 from bisenet.cli import config_parser, load_config_or_exit
-from bisenet.engine.trainer import resolve_device
 from bisenet.models import build_model
 
 
@@ -20,7 +20,7 @@ def main():
     cfg = load_config_or_exit(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = distributed.resolve_device(args.device)
     model = build_model(cfg)
     params = sum(p.numel() for p in model.parameters())
     rows = []

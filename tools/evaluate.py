@@ -3,6 +3,7 @@
   python tools/evaluate.py --config configs/bisenetv1_city.py --weights W.pth [--msc] [--flip] [--crop]
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
+from bisenet import distributed
 from bisenet.cli import config_parser, default_weights, load_config_or_exit
 from bisenet.engine.evaluator import evaluate_weights
 
@@ -25,9 +26,13 @@ def main():
     cfg = load_config_or_exit(args)
     scales = tuple(args.scales) if args.scales else (cfg.eval.scales if args.msc else (1.0,))
     crop_size = tuple(args.crop_size) if args.crop_size else (cfg.eval.crop_size if args.crop or args.crop_stride else None)
-    evaluate_weights(cfg, default_weights(cfg, args.weights), device=args.device, scales=scales, flip=args.flip,
-                     crop_size=crop_size, crop_stride=tuple(args.crop_stride) if args.crop_stride else None,
-                     save_pred_dir=args.save_pred, json_path=args.json)
+    device = distributed.init_from_environment(distributed.resolve_device(args.device))
+    try:
+        evaluate_weights(cfg, default_weights(cfg, args.weights), device, scales=scales, flip=args.flip,
+                         crop_size=crop_size, crop_stride=tuple(args.crop_stride) if args.crop_stride else None,
+                         save_pred_dir=args.save_pred, json_path=args.json)
+    finally:
+        distributed.cleanup()
 
 
 if __name__ == "__main__":

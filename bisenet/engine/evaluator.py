@@ -122,17 +122,15 @@ def _pct(value):
     return float("nan") if not np.isfinite(value) else 100.0 * float(value)
 
 
-def evaluate_weights(cfg, weights, device=None, scales=(1.0,), flip=False, crop_size=None, crop_stride=None,
+def evaluate_weights(cfg, weights, device, scales=(1.0,), flip=False, crop_size=None, crop_stride=None,
                      save_pred_dir=None, json_path=None, progress=True):
     """Load ``weights`` into the model of ``cfg``, evaluate on the validation split (sharing the
-    images out over the processes of a torchrun launch), print the table on the main process,
-    and optionally save predictions and a JSON file. Returns the scores."""
+    images out over the processes of the current process group, if any), print the table on
+    the main process, and optionally save predictions and a JSON file. Returns the scores."""
     import bisenet
     from bisenet.data import build_eval_loader
     from bisenet.data.cityscapes import CLASS_NAMES
-    from bisenet.engine.trainer import resolve_device
 
-    device = distributed.init_from_environment(resolve_device(device))
     model = bisenet.build_model(cfg)
     bisenet.load_weights(model, weights)
     model.to(device)
@@ -151,5 +149,4 @@ def evaluate_weights(cfg, weights, device=None, scales=(1.0,), flip=False, crop_
                            crop_stride=list(crop_stride) if crop_stride else None)
         if save_pred_dir:
             print(f"predictions: {save_pred_dir}/labelIds (labelIds, official format), {save_pred_dir}/color")
-    distributed.cleanup()
     return result

@@ -17,12 +17,6 @@ from bisenet.models import build_model
 from bisenet.optim import build_optimizer
 
 
-def resolve_device(name=None):
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def autocast_dtype(device, enabled):
     """fp16 on CUDA (with a gradient scaler), bf16 on CPU; None when mixed precision is off."""
     if not enabled:
@@ -56,7 +50,7 @@ def prune_checkpoints(output_dir, keep):
 
 def train(cfg, device=None, progress=True):
     """Train the model of ``cfg``; returns the model and the path of its final checkpoint."""
-    device = resolve_device(device)
+    device = distributed.resolve_device(device)
     rank, world_size = distributed.get_rank(), distributed.get_world_size()
     torch.manual_seed(cfg.train.seed)
     output_dir = cfg.train.output_dir
@@ -118,7 +112,7 @@ def train(cfg, device=None, progress=True):
 
 def evaluate_after_training(cfg, model, device=None, progress=True):
     """Single-scale scores on the validation split, printed as a table."""
-    device = resolve_device(device)
+    device = distributed.resolve_device(device)
     loader = build_eval_loader(cfg, distributed.get_rank(), distributed.get_world_size())
     result = evaluate(model, loader, cfg.model.num_classes, device, cfg.data.ignore_index, progress=progress)
     if distributed.is_main_process():
