@@ -8,7 +8,9 @@ from bisenet.config import Config, DataConfig, EvalConfig, ModelConfig, TrainCon
 from bisenet.data.synthetic import make_synthetic_cityscapes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
+# State-dict listings of the reference implementation (CoinCheung/BiSeNet), copied from
+# shared/reference so that the suite runs from a bare clone.
+REFERENCE = os.path.join(REPO, "tests", "data")
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

@@ -7,12 +7,12 @@ import torch
 import bisenet
 from bisenet.checkpoint import CheckpointError, convert_coincheung, load_weights, read_state_dict, save_checkpoint
 from bisenet.models.bisenetv1 import BiSeNetV1
-from conftest import REPO, SHARED, run_tool
+from conftest import REPO, REFERENCE, run_tool
 
 
 def reference_state_dict(seed=0, drop=()):
     """Random tensors with the names and shapes of the reference implementation's checkpoints."""
-    with open(os.path.join(SHARED, "reference", "coincheung_bisenetv1_state_dict.json")) as f:
+    with open(os.path.join(REFERENCE, "coincheung_bisenetv1_state_dict.json")) as f:
         listing = json.load(f)
     generator = torch.Generator().manual_seed(seed)
     state = {}

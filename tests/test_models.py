@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from bisenet.config import load_config
 from bisenet.models import build_model
 from bisenet.models.bisenetv1 import BiSeNetV1
-from conftest import REPO, SHARED
+from conftest import REPO, REFERENCE
 
-LISTING = os.path.join(SHARED, "reference", "coincheung_bisenetv1_state_dict.json")
+LISTING = os.path.join(REFERENCE, "coincheung_bisenetv1_state_dict.json")
 
 
 @pytest.fixture(scope="module")
