@@ -1,7 +1,11 @@
 """Checkpoints: atomic save, strict load with a readable report, and converters."""
 import os
+import random
+import re
 import tempfile
+import warnings
 
+import numpy as np
 import torch
 
 # Checkpoint formats other implementations save, by the name users pass to --from.
@@ -84,6 +88,72 @@ def load_weights(model, path):
         raise CheckpointError(f"{path} does not fit {type(model).__name__}:\n{report}{hint}")
     model.load_state_dict(state, strict=True)
     return model
+
+
+def load_for_finetune(model, path):
+    """Load every entry of ``path`` whose name and shape fit ``model``; the rest of the model
+    keeps its fresh initialisation. Returns report lines naming every entry not loaded."""
+    state = read_state_dict(path)
+    own = model.state_dict()
+    missing, unexpected, mismatched = compare_state_dicts(own, state)
+    fitting = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    model.load_state_dict({**own, **fitting}, strict=True)
+    report = [f"loaded {len(fitting)} of {len(own)} entries from {path}"]
+    report += [f"re-initialised {k}: checkpoint {got}, model {want}" for k, got, want in mismatched]
+    report += [f"re-initialised {k}: not in the checkpoint" for k in missing]
+    report += [f"not used {k}: not in the model" for k in unexpected]
+    return report
+
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint_(\d+)\.pth$")
+
+
+def list_checkpoints(output_dir):
+    """Periodic checkpoints in ``output_dir``, oldest first."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = [(int(m.group(1)), n) for n in os.listdir(output_dir) if (m := CHECKPOINT_PATTERN.match(n))]
+    return [os.path.join(output_dir, n) for _, n in sorted(found)]
+
+
+def load_checkpoint(path):
+    """A training checkpoint (plain types: loads with ``weights_only=True``)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_latest_checkpoint(output_dir):
+    """``(path, checkpoint)`` of the newest readable checkpoint, or ``(None, None)``. A file that
+    cannot be read (a crash mid-copy, a full disk) is skipped with a warning."""
+    for path in reversed(list_checkpoints(output_dir)):
+        try:
+            checkpoint = load_checkpoint(path)
+            if isinstance(checkpoint, dict) and "iteration" in checkpoint and "model" in checkpoint:
+                return path, checkpoint
+            raise ValueError("not a training checkpoint")
+        except Exception as exc:  # a truncated zip raises RuntimeError, others OSError/ValueError
+            warnings.warn(f"skipping unreadable checkpoint {path} ({type(exc).__name__}: {exc}); "
+                          "trying the previous one")
+    return None, None
+
+
+def capture_rng_state():
+    """Python, numpy and torch (CPU and CUDA) generator states, as plain types."""
+    numpy_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state):
+    random.setstate(state["python"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def convert_coincheung(state, model):

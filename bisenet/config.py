@@ -69,6 +69,7 @@ class TrainConfig:
     log_interval: int = 50
     checkpoint_interval: int = 5000
     keep_checkpoints: int = 3  # periodic checkpoints kept; older ones are deleted
+    eval_interval: int = 0  # evaluate on the val split every this many iterations (0: never)
     output_dir: str = "output/bisenetv1_city"
 
 

@@ -1,4 +1,6 @@
 """Datasets and loaders built from the config."""
+import signal
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -21,6 +23,13 @@ def build_dataset(data_cfg, train):
     )
 
 
+def _ignore_stop_signals(worker_id):
+    # Ctrl-C and torchrun's SIGTERM reach the whole process group: workers must keep serving
+    # batches until the main process has finished its step and saved.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def build_train_loader(cfg, rank=0, world_size=1, start=0):
     """Endless loader of this process's share of ``cfg.train.batch_size`` images per step,
     starting at global sample ``start``."""
@@ -30,7 +39,8 @@ def build_train_loader(cfg, rank=0, world_size=1, start=0):
     sampler = InfiniteSampler(len(dataset), cfg.train.seed, rank, world_size, start)
     return DataLoader(dataset, batch_size=cfg.train.batch_size // world_size, sampler=sampler,
                       num_workers=cfg.data.num_workers, pin_memory=torch.cuda.is_available(),
-                      drop_last=True, persistent_workers=cfg.data.num_workers > 0)
+                      drop_last=True, persistent_workers=cfg.data.num_workers > 0,
+                      worker_init_fn=_ignore_stop_signals)
 
 
 def build_eval_loader(cfg, rank=0, world_size=1):

@@ -1,0 +1,77 @@
+"""What a training run writes about itself: ``log.txt`` for people, ``metrics.jsonl`` for
+tools (one JSON object per line), and a plot of both."""
+import datetime
+import json
+import os
+
+
+class RunLog:
+    """Appends to the run's log files; a no-op on processes other than the main one."""
+
+    def __init__(self, output_dir, enabled=True):
+        self.enabled = enabled
+        if enabled:
+            os.makedirs(output_dir, exist_ok=True)
+            self.text = open(os.path.join(output_dir, "log.txt"), "a", buffering=1)
+            self.metrics = open(os.path.join(output_dir, "metrics.jsonl"), "a", buffering=1)
+
+    def info(self, message):
+        if self.enabled:
+            stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+            self.text.write(f"[{stamp}] {message}\n")
+
+    def record(self, **values):
+        if self.enabled:
+            self.metrics.write(json.dumps(values) + "\n")
+
+    def close(self):
+        if self.enabled:
+            self.text.close()
+            self.metrics.close()
+
+
+def read_metrics(path):
+    """The records of a ``metrics.jsonl``; a resumed run's repeated iterations keep the latest."""
+    train, evals = {}, {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            record = json.loads(line)
+            (evals if "miou" in record else train)[record["iteration"]] = record
+    return [train[k] for k in sorted(train)], [evals[k] for k in sorted(evals)]
+
+
+def plot_metrics(metrics_path, out_path):
+    """Loss (main and auxiliary), LR of each parameter group and mIoU against the iteration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train, evals = read_metrics(metrics_path)
+    if not train:
+        raise ValueError(f"{metrics_path} holds no training records yet")
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    iterations = [r["iteration"] for r in train]
+    axes[0].plot(iterations, [r["loss"] for r in train], label="main")
+    for k in range(len(train[0]["aux_losses"])):
+        axes[0].plot(iterations, [r["aux_losses"][k] for r in train], label=f"aux {k + 1}", alpha=0.7)
+    axes[0].set_title("loss")
+    for name in train[0]["lr"]:
+        axes[1].plot(iterations, [r["lr"][name] for r in train], label=name)
+    axes[1].set_title("learning rate")
+    axes[1].set_yscale("log")
+    if evals:
+        axes[2].plot([r["iteration"] for r in evals], [100 * r["miou"] for r in evals], marker="o")
+    axes[2].set_title("val mIoU (%)")
+    for axis in axes:
+        axis.set_xlabel("iteration")
+        axis.grid(alpha=0.3)
+    for axis in axes[:2]:
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(out_path, dpi=100)
+    plt.close(figure)
+    return out_path

@@ -1,0 +1,168 @@
+"""Resuming, crash safety, NaN handling and fine-tuning of the training engine (one process)."""
+import json
+import os
+
+import pytest
+import torch
+
+import bisenet.engine.trainer as trainer_module
+from bisenet.checkpoint import load_checkpoint, load_for_finetune
+from bisenet.engine.trainer import TrainingError, train
+from bisenet.lr_scheduler import lr_factor
+from bisenet.models.bisenetv1 import BiSeNetV1
+
+REAL_TRAIN_LOADER = trainer_module.build_train_loader
+
+
+@pytest.fixture
+def cfg(tiny_cfg):
+    tiny_cfg.train.max_iters = 6
+    tiny_cfg.train.batch_size = 2
+    tiny_cfg.train.warmup_iters = 2
+    tiny_cfg.train.checkpoint_interval = 2
+    tiny_cfg.train.keep_checkpoints = 5
+    return tiny_cfg
+
+
+def crash_after(monkeypatch, batches, ignore_start=False):
+    """Make the training loader raise after ``batches`` batches (a crash mid-run); with
+    ``ignore_start`` it also forgets the resume position (the negative control)."""
+    def loader(cfg, rank=0, world_size=1, start=0):
+        inner = REAL_TRAIN_LOADER(cfg, rank, world_size, 0 if ignore_start else start)
+
+        def generate():
+            for k, batch in enumerate(inner):
+                if batches is not None and k == batches:
+                    raise RuntimeError("simulated crash")
+                yield batch
+        return generate()
+
+    monkeypatch.setattr(trainer_module, "build_train_loader", loader)
+
+
+def weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert different == []
+
+
+def lr_records(output_dir):
+    records = [json.loads(line) for line in open(os.path.join(output_dir, "metrics.jsonl"))]
+    return {r["iteration"]: r["lr"] for r in records if "lr" in r}
+
+
+def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
+    _, reference = train(cfg, "cpu", progress=False)
+
+    cfg.train.output_dir = str(tmp_path / "crashed")
+    crash_after(monkeypatch, 5)  # dies during iteration 6; checkpoints at 2 and 4 exist
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, "cpu", progress=False)
+    assert sorted(os.listdir(cfg.train.output_dir)) == ["checkpoint_000002.pth", "checkpoint_000004.pth", "log.txt",
+                                                        "metrics.jsonl"]
+    crash_after(monkeypatch, None)
+    _, resumed = train(cfg, "cpu", resume="latest", progress=False)
+    assert_same(weights(reference), weights(resumed))
+
+    # LR of every group at every iteration, across the resume, is the uninterrupted run's.
+    expected, got = lr_records(os.path.dirname(reference)), lr_records(cfg.train.output_dir)
+    assert got == expected
+    for iteration, lrs in got.items():
+        factor = lr_factor(iteration - 1, 6, 2, 0.1, 0.9)
+        assert lrs["backbone"] == pytest.approx(cfg.train.base_lr * factor)
+        assert lrs["head_no_decay"] == pytest.approx(10 * cfg.train.base_lr * factor)
+
+
+def test_resume_without_the_sampler_position_differs(cfg, tmp_path, monkeypatch):
+    _, reference = train(cfg, "cpu", progress=False)
+    cfg.train.output_dir = str(tmp_path / "crashed")
+    crash_after(monkeypatch, 5)
+    with pytest.raises(RuntimeError):
+        train(cfg, "cpu", progress=False)
+    crash_after(monkeypatch, None, ignore_start=True)
+    _, resumed = train(cfg, "cpu", resume="latest", progress=False)
+    a, b = weights(reference), weights(resumed)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous(cfg, tmp_path, monkeypatch):
+    _, reference = train(cfg, "cpu", progress=False)
+    cfg.train.output_dir = str(tmp_path / "crashed")
+    crash_after(monkeypatch, 5)
+    with pytest.raises(RuntimeError):
+        train(cfg, "cpu", progress=False)
+    latest = os.path.join(cfg.train.output_dir, "checkpoint_000004.pth")
+    with open(latest, "r+b") as f:
+        f.truncate(os.path.getsize(latest) // 2)
+    crash_after(monkeypatch, None)
+    with pytest.warns(UserWarning, match="checkpoint_000004.pth"):
+        _, resumed = train(cfg, "cpu", resume="latest", progress=False)
+    assert_same(weights(reference), weights(resumed))
+
+
+def test_nan_loss_stops_before_the_step_and_keeps_the_last_checkpoint(cfg, monkeypatch):
+    calls = {"n": 0}
+    real = trainer_module.OhemCrossEntropy
+
+    class NaNAtIteration3(real):
+        def forward(self, logits, labels):
+            calls["n"] += 1
+            loss = super().forward(logits, labels)
+            return loss * float("nan") if calls["n"] > 6 else loss  # 3 outputs per iteration
+
+    monkeypatch.setattr(trainer_module, "OhemCrossEntropy", NaNAtIteration3)
+    with pytest.raises(TrainingError, match="non-finite loss at iteration 3"):
+        train(cfg, "cpu", progress=False)
+    names = sorted(n for n in os.listdir(cfg.train.output_dir) if n.endswith(".pth"))
+    assert names == ["checkpoint_000002.pth"]
+    assert all(torch.isfinite(v).all() for v in weights(os.path.join(cfg.train.output_dir, names[0])).values()
+               if v.is_floating_point())
+
+
+def test_all_ignored_crop_trains_with_zero_loss(cfg, monkeypatch):
+    def ignored(cfg, rank=0, world_size=1, start=0):
+        for batch in REAL_TRAIN_LOADER(cfg, rank, world_size, start):
+            batch["label"].fill_(255)
+            yield batch
+
+    monkeypatch.setattr(trainer_module, "build_train_loader", ignored)
+    cfg.train.max_iters = 2
+    model, _ = train(cfg, "cpu", progress=False)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_resume_refuses_changed_batch_and_rerun_is_a_no_op(cfg, monkeypatch):
+    crash_after(monkeypatch, 3)
+    with pytest.raises(RuntimeError):
+        train(cfg, "cpu", progress=False)
+    crash_after(monkeypatch, None)
+    with pytest.raises(TrainingError, match="--resume"):
+        train(cfg, "cpu", progress=False)  # would clobber the unfinished run
+    cfg.train.batch_size = 4
+    with pytest.raises(TrainingError, match="train.batch_size: 2 in the checkpoint, 4 now"):
+        train(cfg, "cpu", resume="latest", progress=False)
+    model, final = train(cfg, "cpu", resume="latest", force_resume=True, progress=False)
+    assert model is not None and load_checkpoint(final)["iteration"] == 6
+    again, _ = train(cfg, "cpu", resume="latest", progress=False)
+    assert again is None
+
+
+def test_finetune_with_another_class_count(cfg, tmp_path):
+    source = BiSeNetV1(19)
+    torch.save({"model": source.state_dict()}, tmp_path / "source.pth")
+    target = BiSeNetV1(5)
+    report = load_for_finetune(target, str(tmp_path / "source.pth"))
+    reinitialised = sorted(line.split()[1].rstrip(":") for line in report if line.startswith("re-initialised"))
+    assert reinitialised == sorted(f"{head}.conv_out.{p}" for head in ("conv_out", "conv_out16", "conv_out32")
+                                   for p in ("weight", "bias"))
+    assert torch.equal(target.sp.conv1.conv.weight, source.sp.conv1.conv.weight)
+    assert not torch.equal(target.conv_out.conv_out.weight[:5], source.conv_out.conv_out.weight[:5])
+
+    cfg.train.max_iters = 1
+    model, _ = train(cfg, "cpu", finetune_from=str(tmp_path / "source.pth"), progress=False)
+    log = open(os.path.join(cfg.train.output_dir, "log.txt")).read()
+    assert "loaded 222 of 222 entries" in log
