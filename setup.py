@@ -16,6 +16,7 @@ setup(
         "tqdm",
         "tabulate",
         "pillow",
+        "matplotlib",  # tools/plot_log.py
     ],
     extras_require={
         "dev": ["pytest>=7", "cityscapesscripts>=2.2"],

@@ -10,10 +10,16 @@ def test_train_evaluate_demo(synthetic_root, tmp_path):
     output_dir = tmp_path / "run"
     common = ["--config", "configs/bisenetv1_synthetic.py", f"data.root={synthetic_root}",
               f"train.output_dir={output_dir}", "data.crop_size=[64,64]", "data.num_workers=0", "eval.num_workers=0"]
-    result = run_tool("train.py", *common, "train.max_iters=3", "train.batch_size=2", "train.warmup_iters=1")
+    result = run_tool("train.py", *common, "train.max_iters=3", "train.batch_size=2", "train.warmup_iters=1",
+                      "train.eval_interval=2")
     assert result.returncode == 0, result.stderr
-    assert (output_dir / "model_final.pth").is_file()
+    assert (output_dir / "model_final.pth").is_file() and (output_dir / "model_best.pth").is_file()
     assert "mIoU" in result.stdout and "road" in result.stdout
+    assert "iter 3/3" in (output_dir / "log.txt").read_text()
+
+    result = run_tool("plot_log.py", str(output_dir))
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(output_dir / "curves.png")) is not None
 
     result = run_tool("evaluate.py", *common)
     assert result.returncode == 0, result.stderr

@@ -8,4 +8,5 @@ config=configs/bisenetv1_synthetic.py
 python tools/make_synthetic_cityscapes.py --out "$root" --train 40 --val 10
 python tools/train.py --config "$config" --no-eval
 python tools/evaluate.py --config "$config"
+python tools/plot_log.py output/bisenetv1_synthetic
 python tools/demo.py "$root/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png" --config "$config"

@@ -163,7 +163,8 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
             raise TrainingError("train.sync_bn=true needs CUDA GPUs (SyncBatchNorm runs over NCCL); "
                                 "set train.sync_bn=false on the CPU")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(device)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format)
     optimizer = build_optimizer(model, cfg.train)
     scheduler = WarmupPolyLR(optimizer, cfg.train.max_iters, cfg.train.warmup_iters, cfg.train.warmup_ratio,
                              cfg.train.poly_power)
@@ -216,7 +217,7 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
     with StopRequest() as stop:
         for iteration in range(start_iter, cfg.train.max_iters):
             batch = next(batches)
-            images = batch["image"].to(device, non_blocking=True)
+            images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
             labels = batch["label"].to(device, non_blocking=True)
             lrs = [group["lr"] for group in optimizer.param_groups]
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):

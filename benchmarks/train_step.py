@@ -1,0 +1,67 @@
+"""Training-step time of BiSeNetV1 on this machine (forward, OHEM losses, backward, SGD step).
+
+  python benchmarks/train_step.py [--batch 2] [--crop 512 512] [--threads 2] [--steps 5]
+
+Reports fp32 and bf16-autocast (the CPU mixed precision of train.amp) seconds per step.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+from bisenet.config import load_config
+from bisenet.engine.trainer import autocast_dtype
+from bisenet.losses import OhemCrossEntropy
+from bisenet.models import build_model
+from bisenet.optim import build_optimizer
+
+
+def step_times(cfg, device, amp, batch, crop, steps, warmup=2):
+    torch.manual_seed(0)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model = build_model(cfg).to(device, memory_format=memory_format).train()
+    optimizer = build_optimizer(model, cfg.train)
+    criterion = OhemCrossEntropy()
+    dtype = autocast_dtype(device, amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    images = torch.randn(batch, 3, *crop, device=device).contiguous(memory_format=memory_format)
+    labels = torch.randint(0, 19, (batch, *crop), device=device)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            outputs = model(images)
+        loss = sum(criterion(o, labels) for o in outputs)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--crop", type=int, nargs=2, default=(512, 512))
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config("configs/bisenetv1_city.py")
+    device = torch.device(args.device)
+    for amp in (False, True):
+        seconds = step_times(cfg, device, amp, args.batch, tuple(args.crop), args.steps)
+        name = "fp32" if not amp else str(autocast_dtype(device, True)).replace("torch.", "") + " autocast"
+        print(f"{name:>16}: {seconds:.3f} s/step, {args.batch / seconds:.2f} images/s "
+              f"(batch {args.batch}, crop {args.crop[0]}x{args.crop[1]}, {device}, {torch.get_num_threads()} threads)")
+
+
+if __name__ == "__main__":
+    main()
