@@ -13,6 +13,8 @@ import runpy
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
 
+from bisenet.data import cityscapes
+
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used as written."""
@@ -29,14 +31,26 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
+    # "cityscapes" or "custom": which hints errors give; the fields below describe the data.
     dataset: str = "cityscapes"
     root: str = "datasets/cityscapes"
+    # Pairs are found as {root}/{image_dir}/**/*{image_suffix} and the same relative path under
+    # {root}/{label_dir} ending in {label_suffix}; "{split}" is replaced by the split name.
+    image_dir: str = "leftImg8bit/{split}"
+    label_dir: str = "gtFine/{split}"
+    image_suffix: str = "_leftImg8bit.png"
+    label_suffix: str = "_gtFine_labelIds.png"
     train_split: str = "train"
     val_split: str = "val"
-    # Optional list files of "image,label" lines (relative to root); they replace the scan of
-    # the official folder layout when set.
+    # Optional list files of "image,label" lines (relative to root); they replace the folder
+    # scan when set.
     train_list: str = ""
     val_list: str = ""
+    class_names: Tuple[str, ...] = cityscapes.CLASS_NAMES
+    palette: Tuple[Tuple[int, int, int], ...] = tuple(tuple(int(c) for c in rgb) for rgb in cityscapes.PALETTE)
+    # Raw label value -> train id (or the ignore index) for every valid raw value; empty means
+    # the files hold train ids already. The default turns Cityscapes labelIds into trainIds.
+    label_map: Dict[int, int] = field(default_factory=lambda: dict(cityscapes.LABEL_MAP))
     ignore_index: int = 255
     # RGB statistics of Cityscapes on [0, 1] images; the reference weights expect exactly these.
     mean: Tuple[float, float, float] = (0.3257, 0.3690, 0.3223)
@@ -47,6 +61,9 @@ class DataConfig:
     # Brightness, contrast and saturation are each scaled by a factor in [1 - j, 1 + j].
     color_jitter: float = 0.4
     num_workers: int = 4
+    # Training only: replace up to this many unreadable samples by the next one (counted and
+    # reported) instead of stopping. Evaluation always stops on a bad sample.
+    max_skipped_samples: int = 0
 
 
 @dataclass
@@ -128,13 +145,29 @@ def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[
 
 
 def validate(cfg: Config) -> None:
-    """Check every field's type, so a wrong value fails here rather than mid-run."""
+    """Check every field's type and the fields that must agree, so a wrong value fails here
+    rather than mid-run."""
     for section in dataclasses.fields(cfg):
         sub = getattr(cfg, section.name)
         hints = get_type_hints(type(sub))
         for f in dataclasses.fields(sub):
             key = f"{section.name}.{f.name}"
             setattr(sub, f.name, _coerce(getattr(sub, f.name), hints[f.name], key))
+    data, num_classes = cfg.data, cfg.model.num_classes
+    if len(data.class_names) != num_classes:
+        raise ConfigError(f"model.num_classes={num_classes} but data.class_names has {len(data.class_names)} "
+                          "names; give one name per class")
+    if data.palette and len(data.palette) != num_classes:
+        raise ConfigError(f"data.palette has {len(data.palette)} colours for {num_classes} classes; give one RGB "
+                          "triple per class, or () for generated colours")
+    for raw, train_id in data.label_map.items():
+        if not 0 <= raw <= 255:
+            raise ConfigError(f"data.label_map key {raw} is not an 8-bit label value (0-255)")
+        if not (0 <= train_id < num_classes or train_id == data.ignore_index):
+            raise ConfigError(f"data.label_map maps {raw} to {train_id}, which is neither a class id "
+                              f"(0-{num_classes - 1}) nor data.ignore_index={data.ignore_index}")
+    if data.dataset not in ("cityscapes", "custom"):
+        raise ConfigError(f"data.dataset must be 'cityscapes' or 'custom', got {data.dataset!r}")
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:
@@ -190,6 +223,13 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         if len(value) != len(args):
             fail()
         return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if get_origin(typ) in (dict, Dict):
+        if not isinstance(value, dict):
+            fail()
+        key_type, value_type = get_args(typ)
+        # JSON (config.json) turns int keys into strings: take them back.
+        return {_coerce(int(k) if key_type is int and isinstance(k, str) and k.lstrip("-").isdigit() else k,
+                        key_type, key): _coerce(v, value_type, key) for k, v in value.items()}
     if get_origin(typ) in (list, List):
         if not isinstance(value, (list, tuple)):
             fail()

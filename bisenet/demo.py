@@ -6,7 +6,8 @@ import numpy as np
 
 import bisenet
 from bisenet import distributed
-from bisenet.data.cityscapes import colorize, read_image
+from bisenet.data.cityscapes import colorize, generated_palette
+from bisenet.data.io import read_image
 from bisenet.data.transforms import build_eval_transform
 from bisenet.inference import predict
 
@@ -30,7 +31,7 @@ def segment_image_file(cfg, weights, image_path, out_dir, device=None):
     bisenet.load_weights(model, weights)
     model.to(device).eval()
     image = read_image(image_path)
-    color = colorize(segment(model, image, cfg, device))
+    color = colorize(segment(model, image, cfg, device), cfg.data.palette or generated_palette(cfg.model.num_classes))
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(image_path))[0]
     paths = [os.path.join(out_dir, f"{stem}_color.png"), os.path.join(out_dir, f"{stem}_overlay.png")]

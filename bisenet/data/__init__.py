@@ -4,23 +4,31 @@ import signal
 import torch
 from torch.utils.data import DataLoader
 
-from bisenet.data.cityscapes import CityscapesDataset
+from bisenet.data.dataset import SegmentationDataset
 from bisenet.data.samplers import InfiniteSampler, ShardSampler
 from bisenet.data.transforms import build_eval_transform, build_train_transform
 
-DATASETS = {"cityscapes": CityscapesDataset}
 
-
-def build_dataset(data_cfg, train):
-    if data_cfg.dataset not in DATASETS:
-        raise ValueError(f"unknown data.dataset {data_cfg.dataset!r}; available: {', '.join(DATASETS)}")
-    transform = build_train_transform(data_cfg) if train else build_eval_transform(data_cfg)
-    return DATASETS[data_cfg.dataset](
-        data_cfg.root,
+def build_dataset(data_cfg, train, num_classes=None):
+    """The training (augmented) or validation split of ``data_cfg``."""
+    return SegmentationDataset(
+        data_cfg,
         data_cfg.train_split if train else data_cfg.val_split,
-        transform=transform,
+        transform=build_train_transform(data_cfg) if train else build_eval_transform(data_cfg),
         list_file=data_cfg.train_list if train else data_cfg.val_list,
+        num_classes=num_classes,
+        skip_bad=train and data_cfg.max_skipped_samples > 0,
     )
+
+
+def collate(samples):
+    """Stacks images and labels; paths and skipped-sample errors stay lists."""
+    batch = {"image": torch.stack([s["image"] for s in samples]),
+             "label": torch.stack([s["label"] for s in samples]),
+             "path": [s["path"] for s in samples]}
+    if "skipped" in samples[0]:
+        batch["skipped"] = [error for s in samples for error in s["skipped"]]
+    return batch
 
 
 def _ignore_stop_signals(worker_id):
@@ -35,15 +43,15 @@ def build_train_loader(cfg, rank=0, world_size=1, start=0):
     starting at global sample ``start``."""
     if cfg.train.batch_size % world_size:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} does not divide over {world_size} processes")
-    dataset = build_dataset(cfg.data, train=True)
+    dataset = build_dataset(cfg.data, train=True, num_classes=cfg.model.num_classes)
     sampler = InfiniteSampler(len(dataset), cfg.train.seed, rank, world_size, start)
     return DataLoader(dataset, batch_size=cfg.train.batch_size // world_size, sampler=sampler,
-                      num_workers=cfg.data.num_workers, pin_memory=torch.cuda.is_available(),
+                      num_workers=cfg.data.num_workers, pin_memory=torch.cuda.is_available(), collate_fn=collate,
                       drop_last=True, persistent_workers=cfg.data.num_workers > 0,
                       worker_init_fn=_ignore_stop_signals)
 
 
 def build_eval_loader(cfg, rank=0, world_size=1):
-    dataset = build_dataset(cfg.data, train=False)
+    dataset = build_dataset(cfg.data, train=False, num_classes=cfg.model.num_classes)
     return DataLoader(dataset, batch_size=cfg.eval.batch_size, sampler=ShardSampler(len(dataset), rank, world_size),
-                      num_workers=cfg.eval.num_workers, pin_memory=torch.cuda.is_available())
+                      num_workers=cfg.eval.num_workers, pin_memory=torch.cuda.is_available(), collate_fn=collate)

@@ -1,20 +1,15 @@
-"""Cityscapes: the official label table, the colour palette and the dataset.
+"""Cityscapes: the official label table and colour palette.
 
-The dataset reads the official folder layout directly::
+The official folder layout, which the default data config reads directly::
 
     {root}/leftImg8bit/{split}/{city}/{city}_{seq}_{frame}_leftImg8bit.png
     {root}/gtFine/{split}/{city}/{city}_{seq}_{frame}_gtFine_labelIds.png
 
-or a list file of ``image,label`` lines relative to ``root`` (the reference implementation's
-format). Labels are labelIds and become trainIds through the official table on the fly.
+Labels are labelIds; ``LABEL_MAP`` turns them into the 19 trainIds on the fly.
 """
-import glob
-import os
 from collections import namedtuple
 
-import cv2
 import numpy as np
-from torch.utils.data import Dataset
 
 Label = namedtuple("Label", ["name", "id", "train_id", "category", "has_instances", "ignore_in_eval", "color"])
 
@@ -74,6 +69,8 @@ def _lookup_tables():
 
 
 ID_TO_TRAIN_ID, TRAIN_ID_TO_ID = _lookup_tables()
+# labelIds -> trainIds for every id of the official table (unevaluated ids -> 255, ignored).
+LABEL_MAP = {label.id: (label.train_id if 0 <= label.train_id < 255 else 255) for label in LABELS if label.id >= 0}
 
 DATASET_HINT = (
     "Cityscapes goes in {root} with the official layout (leftImg8bit/ and gtFine/ side by side). "
@@ -83,110 +80,18 @@ DATASET_HINT = (
 )
 
 
-class DatasetError(RuntimeError):
-    """A dataset file or folder that cannot be used; the message names it and the fix."""
+def colorize(train_ids, palette=PALETTE):
+    """RGB image of a train-id map (Cityscapes' official palette by default); ignore and
+    unknown ids are black."""
+    table = np.zeros((256, 3), dtype=np.uint8)
+    table[: len(palette)] = np.asarray(palette, dtype=np.uint8)
+    return table[np.asarray(train_ids, dtype=np.uint8)]
 
 
-def scan_split(root, split):
-    """(image, label) path pairs of one split in the official layout, sorted by image path."""
-    image_dir = os.path.join(root, "leftImg8bit", split)
-    if not os.path.isdir(root):
-        raise DatasetError(f"dataset root {root} does not exist. " + DATASET_HINT.format(root=root))
-    if not os.path.isdir(image_dir):
-        raise DatasetError(f"no folder {image_dir} for split {split!r}. " + DATASET_HINT.format(root=root))
-    images = sorted(glob.glob(os.path.join(image_dir, "*", "*_leftImg8bit.png")))
-    if not images:
-        raise DatasetError(f"split {split!r} is empty: no */*_leftImg8bit.png under {image_dir}")
-    pairs = []
-    for image in images:
-        city = os.path.basename(os.path.dirname(image))
-        stem = os.path.basename(image)[: -len("_leftImg8bit.png")]
-        label = os.path.join(root, "gtFine", split, city, f"{stem}_gtFine_labelIds.png")
-        if not os.path.isfile(label):
-            raise DatasetError(f"no label for {image}: expected {label} (unzip gtFine_trainvaltest.zip into {root})")
-        pairs.append((image, label))
-    return pairs
-
-
-def read_list_file(root, list_file):
-    """(image, label) pairs from a file of ``image,label`` lines, paths relative to ``root``."""
-    if not os.path.isfile(list_file):
-        raise DatasetError(f"list file {list_file} does not exist")
-    pairs = []
-    with open(list_file) as f:
-        for number, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) != 2 or not all(parts):
-                raise DatasetError(f"{list_file}, line {number}: expected 'image,label', got {line!r}")
-            pairs.append(tuple(os.path.join(root, p) for p in parts))
-    if not pairs:
-        raise DatasetError(f"list file {list_file} holds no 'image,label' lines")
-    return pairs
-
-
-def read_image(path):
-    """An RGB uint8 image; grayscale and RGBA inputs become RGB."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"cannot read image {path} (missing, empty or not an image file)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def read_label(path, lookup=ID_TO_TRAIN_ID):
-    """A label image read unchanged (no colour conversion, no 16-bit scaling), mapped through
-    ``lookup`` (labelIds -> trainIds for Cityscapes)."""
-    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise DatasetError(f"cannot read label {path} (missing, empty or not an image file)")
-    if label.ndim != 2:
-        raise DatasetError(f"label {path} has {label.shape[2]} channels; labels must be single-channel id images")
-    if label.dtype != np.uint8:
-        raise DatasetError(f"label {path} is {label.dtype}; labels must be 8-bit ids")
-    return lookup[label]
-
-
-class CityscapesDataset(Dataset):
-    """Yields dicts with ``image`` (float tensor CxHxW), ``label`` (int64 HxW of trainIds) and
-    ``path`` (the image file)."""
-
-    def __init__(self, root, split="train", transform=None, list_file=""):
-        self.root = root
-        self.split = split
-        self.transform = transform
-        if list_file:
-            path = list_file if os.path.isabs(list_file) else os.path.join(root, list_file)
-            self.samples = read_list_file(root, path)
-        else:
-            self.samples = scan_split(root, split)
-
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, index):
-        # Training samplers pass (index, seed) so augmentation depends only on the sample's
-        # position in the run, not on worker scheduling.
-        index, seed = index if isinstance(index, tuple) else (index, None)
-        image_path, label_path = self.samples[index]
-        image = read_image(image_path)
-        label = read_label(label_path)
-        if image.shape[:2] != label.shape:
-            raise DatasetError(
-                f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its label {label_path} is "
-                f"{label.shape[1]}x{label.shape[0]}; they must have the same size"
-            )
-        if self.transform is not None:
-            image, label = self.transform(image, label, np.random.default_rng(seed))
-        return {"image": image, "label": label, "path": image_path}
-
-
-def colorize(train_ids):
-    """RGB image of a trainId map in the official palette; ignore pixels are black."""
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    palette[: len(PALETTE)] = PALETTE
-    return palette[np.asarray(train_ids, dtype=np.uint8)]
+def generated_palette(num_classes):
+    """Distinct colours for datasets that bring no palette (deterministic)."""
+    rng = np.random.default_rng(1)
+    return [tuple(int(c) for c in rgb) for rgb in rng.integers(40, 256, size=(num_classes, 3))]
 
 
 def to_label_ids(train_ids):

@@ -11,21 +11,22 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from bisenet import distributed
-from bisenet.data.cityscapes import colorize, to_label_ids
+from bisenet.data.cityscapes import colorize
 from bisenet.inference import predict
 from bisenet.metrics import ConfusionMatrix, scores
 
 
 class PredictionWriter:
-    """Writes each prediction as a single-channel PNG of label ids (``encode`` maps trainIds to
-    them; Cityscapes' labelIds by default, the format of the official evaluator and test server)
-    under ``<out_dir>/labelIds/<city>/`` and its colouring under ``<out_dir>/color/<city>/``,
-    named after the image. Files are written by background threads so the loop never waits on
-    PNG encoding."""
+    """Writes each prediction as a single-channel PNG in the dataset's own label values
+    (``encode``, the inverse of the label map: Cityscapes labelIds, the format of the official
+    evaluator and test server) under ``<out_dir>/labelIds/<city>/`` and its colouring under
+    ``<out_dir>/color/<city>/``, named after the image. Files are written by background threads
+    so the loop never waits on PNG encoding."""
 
-    def __init__(self, out_dir, encode=to_label_ids):
+    def __init__(self, out_dir, encode, palette):
         self.out_dir = out_dir
         self.encode = encode
+        self.palette = palette
         self.pool = ThreadPoolExecutor(max_workers=2)
         self.pending = []
 
@@ -37,7 +38,7 @@ class PredictionWriter:
     def _write_one(self, pred, image_path):
         city = os.path.basename(os.path.dirname(image_path))
         name = os.path.splitext(os.path.basename(image_path))[0] + ".png"
-        for kind, image in (("labelIds", self.encode(pred)), ("color", colorize(pred)[:, :, ::-1])):
+        for kind, image in (("labelIds", self.encode(pred)), ("color", colorize(pred, self.palette)[:, :, ::-1])):
             folder = os.path.join(self.out_dir, kind, city)
             os.makedirs(folder, exist_ok=True)
             if not cv2.imwrite(os.path.join(folder, name), np.ascontiguousarray(image)):
@@ -60,7 +61,10 @@ def evaluate(model, loader, num_classes, device, ignore_index=255, scales=(1.0,)
     was_training = model.training
     model.eval()
     matrix = ConfusionMatrix(num_classes, ignore_index, device)
-    writer = PredictionWriter(save_pred_dir) if save_pred_dir else None
+    writer = None
+    if save_pred_dir:
+        dataset = loader.dataset
+        writer = PredictionWriter(save_pred_dir, dataset.decode_label.encode, dataset.palette)
     num_images = 0
     for batch in tqdm(loader, desc="evaluate", dynamic_ncols=True,
                       disable=not (progress and distributed.is_main_process())):
@@ -129,7 +133,6 @@ def evaluate_weights(cfg, weights, device, scales=(1.0,), flip=False, crop_size=
     the main process, and optionally save predictions and a JSON file. Returns the scores."""
     import bisenet
     from bisenet.data import build_eval_loader
-    from bisenet.data.cityscapes import CLASS_NAMES
 
     model = bisenet.build_model(cfg)
     bisenet.load_weights(model, weights)
@@ -138,7 +141,7 @@ def evaluate_weights(cfg, weights, device, scales=(1.0,), flip=False, crop_size=
     result = evaluate(model, loader, cfg.model.num_classes, device, cfg.data.ignore_index, scales=scales, flip=flip,
                       crop_size=crop_size, crop_stride=crop_stride, save_pred_dir=save_pred_dir, progress=progress)
     if distributed.is_main_process():
-        names = CLASS_NAMES[: cfg.model.num_classes]
+        names = cfg.data.class_names
         mode = mode_name(scales, flip, crop_size)
         print(f"{mode}: scales {list(scales)}, flip {flip}, crop {crop_size}, {result['num_images']} images, "
               f"{distributed.get_world_size()} process(es)")

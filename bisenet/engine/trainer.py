@@ -18,7 +18,6 @@ from bisenet import distributed
 from bisenet.checkpoint import (capture_rng_state, list_checkpoints, load_checkpoint, load_for_finetune,
                                 load_latest_checkpoint, restore_rng_state, save_checkpoint)
 from bisenet.data import build_eval_loader, build_train_loader
-from bisenet.data.cityscapes import CLASS_NAMES
 from bisenet.engine.evaluator import evaluate, format_scores
 from bisenet.engine.logs import RunLog
 from bisenet.losses import OhemCrossEntropy
@@ -214,19 +213,26 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
     bar = tqdm(total=cfg.train.max_iters, initial=start_iter, desc="train", dynamic_ncols=True,
                disable=not (progress and is_main))
     window_start, window_images = time.perf_counter(), 0
+    skipped = []
     with StopRequest() as stop:
         for iteration in range(start_iter, cfg.train.max_iters):
             batch = next(batches)
+            if batch.get("skipped"):
+                skipped += batch["skipped"]
+                for error in batch["skipped"]:
+                    log.info(f"skipped a bad sample: {error}")
             images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
             labels = batch["label"].to(device, non_blocking=True)
             lrs = [group["lr"] for group in optimizer.param_groups]
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 outputs = net(images)
             losses = torch.stack([criterion(output, labels) for output in outputs])
-            status = torch.cat([losses.detach().float(),
-                                torch.tensor([float(not torch.isfinite(losses).all()), float(stop.signal_number > 0)],
-                                             device=device)])
+            flags = [len(skipped), float(not torch.isfinite(losses).all()), float(stop.signal_number > 0)]
+            status = torch.cat([losses.detach().float(), torch.tensor(flags, device=device)])
             status = distributed.all_reduce_sum(status).tolist()  # also the host sync for the checks
+            if status[-3] > cfg.data.max_skipped_samples:
+                raise TrainingError(f"{int(status[-3])} bad samples were met, more than data.max_skipped_samples="
+                                    f"{cfg.data.max_skipped_samples}" + "".join(f"\n  {e}" for e in skipped[:20]))
             if status[-2] > 0:
                 raise TrainingError(
                     f"non-finite loss at iteration {iteration + 1} on {int(status[-2])} process(es), before the "
@@ -274,6 +280,8 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
                                           "run the same command with --resume to continue",
                                           stop.signal_number or signal.SIGTERM)
     bar.close()
+    if skipped and is_main:
+        print(f"warning: {len(skipped)} bad sample(s) were skipped (listed in {output_dir}/log.txt)")
     if is_main:
         save_checkpoint({"model": model.state_dict(), "iteration": cfg.train.max_iters, "config": cfg.to_dict()},
                         final_path)
@@ -288,5 +296,5 @@ def evaluate_after_training(cfg, model, device=None, progress=True):
     loader = build_eval_loader(cfg, distributed.get_rank(), distributed.get_world_size())
     result = evaluate(model, loader, cfg.model.num_classes, device, cfg.data.ignore_index, progress=progress)
     if distributed.is_main_process():
-        print(format_scores(result, CLASS_NAMES[: cfg.model.num_classes]))
+        print(format_scores(result, cfg.data.class_names))
     return result
