@@ -1,9 +1,12 @@
 """Argument handling shared by the command-line tools."""
 import argparse
+import contextlib
 import os
 import sys
 
+from bisenet.checkpoint import CheckpointError
 from bisenet.config import ConfigError, load_config
+from bisenet.data.io import DatasetError, describe
 
 
 def config_parser(description, positionals=(), default_config="configs/bisenetv1_city.py"):
@@ -32,3 +35,13 @@ def default_weights(cfg, weights):
     if not os.path.isfile(path):
         sys.exit(f"error: weights {path} not found; train first (tools/train.py) or pass --weights PATH")
     return path
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Bad input (data, checkpoint, config, a missing file) ends the tool with its message and
+    exit code 1, not a traceback: the message already names the file and the fix."""
+    try:
+        yield
+    except (DatasetError, CheckpointError, ConfigError, FileNotFoundError) as exc:
+        sys.exit(f"error: {describe(exc)}")

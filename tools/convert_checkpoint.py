@@ -19,7 +19,7 @@ def main():
     try:
         state, notes = CONVERTERS[args.source_format](read_state_dict(args.src), model)
     except (CheckpointError, FileNotFoundError) as exc:
-        sys.exit(f"error: {args.src}: {exc}")
+        sys.exit(f"error: {args.src}: {exc}")  # names the source: the converter's messages do not
     for note in notes:
         print(f"note: {note}")
     save_checkpoint({"model": state, "config": cfg.to_dict(), "converted_from": args.source_format}, args.dst)

@@ -1,7 +1,7 @@
 """Colour the segmentation of an image: python tools/demo.py img.png [--config ... --weights ...]"""
 import os
 
-from bisenet.cli import config_parser, default_weights, load_config_or_exit
+from bisenet.cli import config_parser, default_weights, load_config_or_exit, user_errors
 from bisenet.demo import segment_image_file
 
 
@@ -12,8 +12,9 @@ def main():
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
-    for path in segment_image_file(cfg, default_weights(cfg, args.weights), args.image, args.out_dir, args.device):
-        print(f"wrote {os.path.normpath(path)}")
+    with user_errors():
+        for path in segment_image_file(cfg, default_weights(cfg, args.weights), args.image, args.out_dir, args.device):
+            print(f"wrote {os.path.normpath(path)}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
 from bisenet import distributed
-from bisenet.cli import config_parser, default_weights, load_config_or_exit
+from bisenet.cli import config_parser, default_weights, load_config_or_exit, user_errors
 from bisenet.engine.evaluator import evaluate_weights
 
 
@@ -28,9 +28,10 @@ def main():
     crop_size = tuple(args.crop_size) if args.crop_size else (cfg.eval.crop_size if args.crop or args.crop_stride else None)
     device = distributed.init_from_environment(distributed.resolve_device(args.device))
     try:
-        evaluate_weights(cfg, default_weights(cfg, args.weights), device, scales=scales, flip=args.flip,
-                         crop_size=crop_size, crop_stride=tuple(args.crop_stride) if args.crop_stride else None,
-                         save_pred_dir=args.save_pred, json_path=args.json)
+        with user_errors():
+            evaluate_weights(cfg, default_weights(cfg, args.weights), device, scales=scales, flip=args.flip,
+                             crop_size=crop_size, crop_stride=tuple(args.crop_stride) if args.crop_stride else None,
+                             save_pred_dir=args.save_pred, json_path=args.json)
     finally:
         distributed.cleanup()
 

@@ -6,7 +6,7 @@
 import sys
 
 from bisenet import distributed
-from bisenet.cli import config_parser, load_config_or_exit
+from bisenet.cli import config_parser, load_config_or_exit, user_errors
 from bisenet.engine.trainer import TrainingError, TrainingInterrupted, evaluate_after_training, train
 
 
@@ -27,12 +27,13 @@ def main():
     cfg = load_config_or_exit(args)
     device = distributed.init_from_environment(distributed.resolve_device(args.device))
     try:
-        model, final = train(cfg, device, resume=args.resume, finetune_from=args.finetune_from,
-                             force_resume=args.force_resume)
-        if model is not None and distributed.is_main_process():
-            print(f"saved {final}")
-        if model is not None and not args.no_eval:
-            evaluate_after_training(cfg, model, device)
+        with user_errors():
+            model, final = train(cfg, device, resume=args.resume, finetune_from=args.finetune_from,
+                                 force_resume=args.force_resume)
+            if model is not None and distributed.is_main_process():
+                print(f"saved {final}")
+            if model is not None and not args.no_eval:
+                evaluate_after_training(cfg, model, device)
     except TrainingInterrupted as exc:
         print(f"rank {distributed.get_rank()}: {exc}", file=sys.stderr)
         sys.exit(128 + int(exc.signal_number))

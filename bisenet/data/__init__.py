@@ -1,5 +1,5 @@
 """Datasets and loaders built from the config."""
-import signal
+import os
 
 import torch
 from torch.utils.data import DataLoader
@@ -31,11 +31,11 @@ def collate(samples):
     return batch
 
 
-def _ignore_stop_signals(worker_id):
-    # Ctrl-C and torchrun's SIGTERM reach the whole process group: workers must keep serving
-    # batches until the main process has finished its step and saved.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _own_process_group(worker_id):
+    # Ctrl-C and torchrun's SIGTERM go to the trainer's whole process group; out of it, workers
+    # keep serving batches until the trainer has finished its step and saved, and still stop
+    # when the loader shuts them down (or the trainer dies: they watch it).
+    os.setpgrp()
 
 
 def build_train_loader(cfg, rank=0, world_size=1, start=0):
@@ -48,7 +48,7 @@ def build_train_loader(cfg, rank=0, world_size=1, start=0):
     return DataLoader(dataset, batch_size=cfg.train.batch_size // world_size, sampler=sampler,
                       num_workers=cfg.data.num_workers, pin_memory=torch.cuda.is_available(), collate_fn=collate,
                       drop_last=True, persistent_workers=cfg.data.num_workers > 0,
-                      worker_init_fn=_ignore_stop_signals)
+                      worker_init_fn=_own_process_group)
 
 
 def build_eval_loader(cfg, rank=0, world_size=1):

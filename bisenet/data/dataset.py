@@ -20,8 +20,9 @@ def _root_hint(data_cfg):
     return "Set data.root, data.image_dir and data.label_dir to where your images and labels are (see configs/custom_dataset.py)."
 
 
-def scan_pairs(data_cfg, split):
-    """(image, label) path pairs of one split, sorted by image path."""
+def scan_pairs(data_cfg, split, allow_missing=False):
+    """(image, label) path pairs of one split, sorted by image path. Images without a label are
+    an error, or with ``allow_missing`` returned as a second list."""
     root = data_cfg.root
     image_dir = os.path.join(root, data_cfg.image_dir.format(split=split))
     label_dir = os.path.join(root, data_cfg.label_dir.format(split=split))
@@ -37,6 +38,8 @@ def scan_pairs(data_cfg, split):
         relative = os.path.relpath(image, image_dir)[: -len(data_cfg.image_suffix)]
         label = os.path.join(label_dir, relative + data_cfg.label_suffix)
         (pairs if os.path.isfile(label) else missing).append((image, label))
+    if allow_missing:
+        return pairs, missing
     if missing:
         listed = "\n".join(f"  {image} -> expected {label}" for image, label in missing[:10])
         more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""

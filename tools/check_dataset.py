@@ -1,0 +1,33 @@
+"""Check a dataset before training: python tools/check_dataset.py --config configs/bisenetv1_city.py
+
+Scans every image and label of the splits (in parallel, with a progress bar) and reports image
+counts and sizes, missing or unreadable files, image/label size mismatches, label values outside
+the classes, class pixel frequencies and the RGB mean/std. Exits with 1 when anything would
+break training, listing the files.
+"""
+import sys
+
+from bisenet.cli import config_parser, load_config_or_exit
+from bisenet.data.check import check_dataset, format_report
+
+
+def main():
+    parser = config_parser(__doc__)
+    parser.add_argument("--root", help="dataset root (data.root)")
+    parser.add_argument("--list", dest="list_file", help="a list file of image,label lines for the train split")
+    parser.add_argument("--splits", nargs="+", help="splits to check (default: the config's train and val splits)")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
+    args = parser.parse_intermixed_args()
+    if args.root:
+        args.overrides.append(f"data.root={args.root}")
+    if args.list_file:
+        args.overrides.append(f"data.train_list={args.list_file}")
+    cfg = load_config_or_exit(args)
+    splits = args.splits or [cfg.data.train_split, cfg.data.val_split]
+    report = check_dataset(cfg.data, cfg.model.num_classes, splits, args.workers)
+    print(format_report(report))
+    sys.exit(1 if report["faults"] else 0)
+
+
+if __name__ == "__main__":
+    main()
