@@ -34,7 +34,7 @@ def _inspect(job):
         result["faults"].append(("size mismatch", f"image {image_path} is {image.shape[1]}x{image.shape[0]}, label "
                                                   f"{label_path} is {raw.shape[1]}x{raw.shape[0]}"))
     if raw is not None:
-        bad = [v for v in np.flatnonzero(result["raw_counts"]) if not decoder.valid[v]]
+        bad = [int(v) for v in np.flatnonzero(result["raw_counts"]) if not decoder.valid[v]]
         if bad:
             result["faults"].append(("label value out of range",
                                      f"label {label_path} holds value(s) {bad[:10]} that are {decoder.expected()}"))
@@ -111,13 +111,14 @@ def format_report(report, limit=50):
     faults = report["faults"]
     if faults:
         kinds = Counter(kind for _, _, kind, _ in faults)
-        lines.append(f"{len(faults)} problem(s) that would break training: "
-                     + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common()))
-        lines.extend(f"  [{split}] {kind}: {message}" for split, _, kind, message in faults[:limit])
+        block = [f"{len(faults)} problem(s) that would break training: "
+                 + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())]
+        block += [f"  [{split}] {kind}: {message}" for split, _, kind, message in faults[:limit]]
         if len(faults) > limit:
-            lines.append(f"  ... and {len(faults) - limit} more")
+            block.append(f"  ... and {len(faults) - limit} more")
         if kinds.get("label value out of range"):
-            lines.append(f"fix for out-of-range values: {report['fix']}")
+            block.append(f"fix for out-of-range values: {report['fix']}")
+        lines.append("\n".join(block))
     else:
         lines.append("no problems found")
     return "\n\n".join(lines)
