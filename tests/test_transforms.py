@@ -109,3 +109,21 @@ def test_normalize():
     np.testing.assert_allclose(out_image.numpy(), expected, atol=1e-5)
     assert out_label.dtype == torch.int64
     np.testing.assert_array_equal(out_label.numpy(), label)
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_color_jitter_matches_the_float_formulas(which):
+    from bisenet.data.transforms import ColorJitter
+
+    image = np.random.default_rng(3).integers(0, 256, size=(32, 48, 3), dtype=np.uint8)
+    strengths = [0.0, 0.0, 0.0]
+    strengths[which] = 0.4
+    jitter = ColorJitter(*strengths)
+    out, _ = jitter(image, None, np.random.default_rng(5))
+    factor = [np.random.default_rng(5).uniform(0.6, 1.4)][0]
+    x = image.astype(np.float64)
+    gray = x @ np.array([0.299, 0.587, 0.114])
+    expected = {0: x * factor,
+                1: (x - np.round(gray).mean()) * factor + np.round(gray).mean(),
+                2: (x - np.round(gray)[..., None]) * factor + np.round(gray)[..., None]}[which]
+    assert np.abs(out.astype(np.float64) - np.clip(expected, 0, 255)).max() <= 1.0

@@ -110,7 +110,12 @@ class LabelDecoder:
                 table[ignore_index] = ignore_index
         self.table = table
         self.valid = table != self.INVALID
-        self.lookup = np.where(self.valid, table, ignore_index).astype(np.uint8)
+        # Invalid raw values map to a sentinel no valid pixel can have, so one cv2.LUT both
+        # maps and marks them; a scan for the sentinel is the whole check.
+        used = set(table[self.valid].tolist())
+        free = [v for v in range(255, -1, -1) if v not in used]
+        self.sentinel = free[0] if free else None
+        self.lookup = np.where(self.valid, table, self.sentinel if free else ignore_index).astype(np.uint8)
         # The way back, for writing predictions in the dataset's own label format (Cityscapes:
         # labelIds); the first raw value of each train id wins.
         self.inverse = np.arange(256, dtype=np.uint8)
@@ -126,9 +131,9 @@ class LabelDecoder:
 
     def __call__(self, path):
         raw = read_label_raw(path)
-        mapped = self.lookup[raw]
-        # One cheap reduction: bad pixels are rare, so only a failing file pays for finding them.
-        if not self.valid[raw].all():
+        mapped = cv2.LUT(raw, self.lookup)
+        invalid = (mapped == self.sentinel).any() if self.sentinel is not None else not self.valid[raw].all()
+        if invalid:  # only a failing file pays for finding the values
             bad = sorted(set(np.unique(raw).tolist()) - set(np.flatnonzero(self.valid).tolist()))
             raise DatasetError(f"label {path} holds value(s) {bad[:10]} that are {self.expected()}. "
                                f"{self.fix()}")
