@@ -24,6 +24,16 @@ def synthetic_root(tmp_path_factory):
 
 
 @pytest.fixture
+def synthetic_copy(synthetic_root, tmp_path):
+    """A private copy of the tiny dataset, for tests that damage it."""
+    import shutil
+
+    copy = tmp_path / "cityscapes"
+    shutil.copytree(synthetic_root, copy)
+    return copy
+
+
+@pytest.fixture
 def tiny_cfg(synthetic_root, tmp_path):
     return Config(
         model=ModelConfig(num_classes=19),

@@ -1,6 +1,5 @@
 """tools/check_dataset.py finds every planted fault and nothing else; the preparation tool."""
 import os
-import shutil
 
 import cv2
 import numpy as np
@@ -14,10 +13,8 @@ from conftest import run_tool
 
 
 @pytest.fixture
-def root(synthetic_root, tmp_path):
-    copy = tmp_path / "cityscapes"
-    shutil.copytree(synthetic_root, copy)
-    return copy
+def root(synthetic_copy):
+    return synthetic_copy
 
 
 def test_clean_dataset_passes_with_statistics(root):

@@ -40,14 +40,19 @@ def _check_complete(path):
             raise DatasetError(f"{path} is truncated (its end-of-image marker is missing); copy or download it again")
 
 
+def _read_unchanged(path, what):
+    if not os.path.isfile(path):
+        raise DatasetError(f"{what} {path} does not exist")
+    _check_complete(path)
+    array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise DatasetError(f"cannot decode {what} {path} (not an image file cv2 can read)")
+    return array
+
+
 def read_image(path):
     """An RGB uint8 HxWx3 image."""
-    if not os.path.isfile(path):
-        raise DatasetError(f"image {path} does not exist")
-    _check_complete(path)
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise DatasetError(f"cannot decode image {path} (not an image file cv2 can read)")
+    image = _read_unchanged(path, "image")
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)  # 16-bit photographs: keep the high byte
     elif image.dtype != np.uint8:
@@ -62,12 +67,7 @@ def read_image(path):
 def read_label_raw(path):
     """A label's stored values as an HxW uint8 array: single-channel 8-bit PNGs as they are,
     palette PNGs by their indices, 16-bit ones when every value fits in 8 bits."""
-    if not os.path.isfile(path):
-        raise DatasetError(f"label {path} does not exist")
-    _check_complete(path)
-    label = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise DatasetError(f"cannot decode label {path} (not an image file cv2 can read)")
+    label = _read_unchanged(path, "label")
     if label.ndim == 3:
         # cv2 expands palette images to colour; their indices are the labels.
         with Image.open(path) as image:
