@@ -17,6 +17,8 @@ setup(
         "tabulate",
         "pillow",
         "matplotlib",  # tools/plot_log.py
+        "onnx",  # tools/export_onnx.py
+        "onnxruntime",  # the fast CPU inference path, and checking exports
     ],
     extras_require={
         "dev": ["pytest>=7", "cityscapesscripts>=2.2"],

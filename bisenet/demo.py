@@ -1,15 +1,19 @@
-"""Segment images and write the official-palette colouring and an overlay."""
+"""Segment images, folders and videos; write the colouring and an overlay of each."""
 import os
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 import bisenet
 from bisenet import distributed
 from bisenet.data.cityscapes import colorize, generated_palette
-from bisenet.data.io import read_image
+from bisenet.data.io import DatasetError, read_image
 from bisenet.data.transforms import build_eval_transform
 from bisenet.inference import predict
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 def overlay(image, color, alpha=0.5):
@@ -17,24 +21,94 @@ def overlay(image, color, alpha=0.5):
     return cv2.addWeighted(image, 1 - alpha, color, alpha, 0)
 
 
-def segment(model, image, cfg, device):
-    """trainId map (HxW uint8) of an RGB uint8 image."""
-    tensor, _ = build_eval_transform(cfg.data)(image, np.zeros(image.shape[:2], np.uint8))
-    pred = predict(model, tensor[None].to(device), cfg.model.num_classes)
-    return pred[0].cpu().numpy().astype(np.uint8)
+class Segmenter:
+    """The model of ``cfg`` with ``weights``, ready to segment RGB uint8 images; ``fast`` uses
+    the deployment path (folded BN, channels-last, bf16/fp16 where native)."""
+
+    def __init__(self, cfg, weights, device=None, fast=False):
+        self.device = distributed.resolve_device(device)
+        model = bisenet.build_model(cfg)
+        bisenet.load_weights(model, weights)
+        model.to(self.device).eval()
+        if fast:
+            from bisenet.deploy import make_fast
+
+            model = make_fast(model, self.device)
+        self.model = model
+        self.num_classes = cfg.model.num_classes
+        self.transform = build_eval_transform(cfg.data)
+        self.palette = cfg.data.palette or generated_palette(cfg.model.num_classes)
+
+    def __call__(self, image):
+        """Train-id map (HxW uint8) of an RGB uint8 image."""
+        tensor, _ = self.transform(image, np.zeros(image.shape[:2], np.uint8))
+        pred = predict(self.model, tensor[None].to(self.device), self.num_classes)
+        return pred[0].cpu().numpy().astype(np.uint8)
+
+    def color_and_overlay(self, image):
+        color = colorize(self(image), self.palette)
+        return color, overlay(image, color)
 
 
-def segment_image_file(cfg, weights, image_path, out_dir, device=None):
-    """Write ``<stem>_color.png`` and ``<stem>_overlay.png`` into ``out_dir``; returns their paths."""
-    device = distributed.resolve_device(device)
-    model = bisenet.build_model(cfg)
-    bisenet.load_weights(model, weights)
-    model.to(device).eval()
-    image = read_image(image_path)
-    color = colorize(segment(model, image, cfg, device), cfg.data.palette or generated_palette(cfg.model.num_classes))
+def _write_rgb(path, rgb):
+    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+
+
+def segment_images(segmenter, paths, out_dir, progress=True):
+    """``<stem>_color.png`` and ``<stem>_overlay.png`` for each image; returns the paths written."""
     os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(image_path))[0]
-    paths = [os.path.join(out_dir, f"{stem}_color.png"), os.path.join(out_dir, f"{stem}_overlay.png")]
-    for path, rgb in zip(paths, (color, overlay(image, color))):
-        cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    written = []
+    for path in tqdm(paths, desc="demo", disable=not progress or len(paths) < 2):
+        image = read_image(path)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for suffix, rgb in zip(("color", "overlay"), segmenter.color_and_overlay(image)):
+            written.append(os.path.join(out_dir, f"{stem}_{suffix}.png"))
+            _write_rgb(written[-1], rgb)
+    return written
+
+
+def segment_video(segmenter, source, out_dir, progress=True):
+    """``<name>_color.mp4`` and ``<name>_overlay.mp4`` from a video file or a camera index."""
+    capture = cv2.VideoCapture(int(source) if str(source).isdigit() else source)
+    if not capture.isOpened():
+        raise DatasetError(f"cannot open video {source} (missing file, unsupported codec or no such camera)")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    name = f"camera{source}" if str(source).isdigit() else os.path.splitext(os.path.basename(source))[0]
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(out_dir, f"{name}_{suffix}.mp4") for suffix in ("color", "overlay")]
+    writers = []
+    bar = tqdm(total=total, desc="video", unit="frame", disable=not progress)
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            if not writers:
+                size = (rgb.shape[1], rgb.shape[0])
+                writers = [cv2.VideoWriter(p, cv2.VideoWriter_fourcc(*"mp4v"), fps, size) for p in paths]
+            for writer, out in zip(writers, segmenter.color_and_overlay(rgb)):
+                writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+            bar.update(1)
+    finally:
+        bar.close()
+        capture.release()
+        for writer in writers:
+            writer.release()
+    if not writers:
+        raise DatasetError(f"video {source} has no readable frame")
     return paths
+
+
+def run_demo(segmenter, source, out_dir, progress=True):
+    """Dispatch on ``source``: an image, a folder of images, a video file or a camera index."""
+    if str(source).isdigit() or str(source).lower().endswith(VIDEO_EXTENSIONS):
+        return segment_video(segmenter, source, out_dir, progress)
+    if os.path.isdir(source):
+        paths = sorted(os.path.join(source, n) for n in os.listdir(source) if n.lower().endswith(IMAGE_EXTENSIONS))
+        if not paths:
+            raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {source}")
+        return segment_images(segmenter, paths, out_dir, progress)
+    return segment_images(segmenter, [source], out_dir, progress)

@@ -1,9 +1,15 @@
-"""Forward-pass latency: python tools/benchmark.py --config configs/bisenetv1_city.py [--size H W] [--threads N]"""
+"""Benchmark a model: parameters, FLOPs, latency, FPS and peak memory.
+
+  python tools/benchmark.py --config configs/bisenetv1_city.py [--size H W] [--mode eager|fast|onnx]
+                            [--device cpu|cuda] [--threads N] [--json OUT]
+"""
+import json
+
 import torch
 from tabulate import tabulate
 
 from bisenet import distributed
-from bisenet.benchmark import measure_latency
+from bisenet.benchmark import benchmark, count_flops
 from bisenet.cli import config_parser, load_config_or_exit
 from bisenet.models import build_model
 
@@ -12,24 +18,41 @@ def main():
     parser = config_parser(__doc__)
     parser.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
                         help="input size, repeatable (default: 512 1024 and 1024 2048)")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--mode", nargs="+", default=["eager"], choices=["eager", "fast", "onnx"])
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = distributed.resolve_device(args.device)
-    model = build_model(cfg)
-    params = sum(p.numel() for p in model.parameters())
-    rows = []
+    model = build_model(cfg).eval()
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    eval_params = sum(p.numel() for n, p in model.named_parameters()
+                      if not n.startswith(tuple(f"{m}." for m in getattr(model, "aux_head_modules", ()))))
+    rows, records = [], []
     for size in args.size or [(512, 1024), (1024, 2048)]:
-        r = measure_latency(model, size, device, args.warmup, args.runs)
-        rows.append([f"1x3x{size[0]}x{size[1]}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}-{r['max_s']:.3f}",
-                     f"{1 / r['median_s']:.2f}"])
-    print(f"{cfg.model.name}: {params:,} parameters, {device}, {torch.get_num_threads()} threads, fp32 eval")
-    print(tabulate(rows, headers=["input", "median s", "range s", "FPS"], tablefmt="github"))
+        flops = count_flops(model, size)
+        for mode in args.mode:
+            r = benchmark(model, size, device, mode, args.warmup, args.runs)
+            record = {"model": cfg.model.name, "size": list(size), "mode": mode, "device": str(device),
+                      "threads": torch.get_num_threads(), "parameters": params, "inference_parameters": eval_params,
+                      "gflops": flops / 1e9, "fps": 1 / r["median_s"], **r}
+            records.append(record)
+            rows.append([f"1x3x{size[0]}x{size[1]}", mode + (f" ({r['backend']}, {r['dtype']})" if "dtype" in r else ""),
+                         f"{flops / 1e9:.1f}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}-{r['max_s']:.3f}",
+                         f"{1 / r['median_s']:.2f}", f"{r['peak_memory_bytes'] / 2**20:.0f}",
+                         f"{flops / r['median_s'] / 1e9:.0f}"])
+    print(f"{cfg.model.name}: {params:,} parameters ({eval_params:,} for inference), {device}, "
+          f"{torch.get_num_threads()} threads")
+    print(tabulate(rows, headers=["input", "mode", "GFLOPs", "median s", "range s", "FPS", "peak MiB", "GFLOP/s"],
+                   tablefmt="github"))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(records, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ def main():
     parser.add_argument("--save-pred", metavar="DIR",
                         help="write predictions as labelIds PNGs (DIR/labelIds, official format) and colour PNGs (DIR/color)")
     parser.add_argument("--json", metavar="OUT", help="also write the scores to this JSON file")
+    parser.add_argument("--fast", action="store_true",
+                        help="deployment inference: folded BN, onnxruntime on the CPU, fp16 channels-last on CUDA")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
@@ -31,7 +33,7 @@ def main():
         with user_errors():
             evaluate_weights(cfg, default_weights(cfg, args.weights), device, scales=scales, flip=args.flip,
                              crop_size=crop_size, crop_stride=tuple(args.crop_stride) if args.crop_stride else None,
-                             save_pred_dir=args.save_pred, json_path=args.json)
+                             save_pred_dir=args.save_pred, json_path=args.json, fast=args.fast)
     finally:
         distributed.cleanup()
 

@@ -127,7 +127,7 @@ def _pct(value):
 
 
 def evaluate_weights(cfg, weights, device, scales=(1.0,), flip=False, crop_size=None, crop_stride=None,
-                     save_pred_dir=None, json_path=None, progress=True):
+                     save_pred_dir=None, json_path=None, fast=False, progress=True):
     """Load ``weights`` into the model of ``cfg``, evaluate on the validation split (sharing the
     images out over the processes of the current process group, if any), print the table on
     the main process, and optionally save predictions and a JSON file. Returns the scores."""
@@ -136,7 +136,11 @@ def evaluate_weights(cfg, weights, device, scales=(1.0,), flip=False, crop_size=
 
     model = bisenet.build_model(cfg)
     bisenet.load_weights(model, weights)
-    model.to(device)
+    model.to(device).eval()
+    if fast:
+        from bisenet.deploy import make_fast
+
+        model = make_fast(model, device)
     loader = build_eval_loader(cfg, distributed.get_rank(), distributed.get_world_size())
     result = evaluate(model, loader, cfg.model.num_classes, device, cfg.data.ignore_index, scales=scales, flip=flip,
                       crop_size=crop_size, crop_stride=crop_stride, save_pred_dir=save_pred_dir, progress=progress)
@@ -144,7 +148,7 @@ def evaluate_weights(cfg, weights, device, scales=(1.0,), flip=False, crop_size=
         names = cfg.data.class_names
         mode = mode_name(scales, flip, crop_size)
         print(f"{mode}: scales {list(scales)}, flip {flip}, crop {crop_size}, {result['num_images']} images, "
-              f"{distributed.get_world_size()} process(es)")
+              f"{distributed.get_world_size()} process(es){', fast inference' if fast else ''}")
         print(format_scores(result, names))
         if json_path:
             scores_to_json(result, names, json_path, mode=mode, weights=weights, scales=list(scales), flip=flip,
