@@ -1,7 +1,8 @@
 """Model construction: a plain dict of architectures, no registry."""
 from bisenet.models.bisenetv1 import BiSeNetV1
+from bisenet.models.bisenetv2 import BiSeNetV2
 
-MODELS = {"bisenetv1": BiSeNetV1}
+MODELS = {"bisenetv1": BiSeNetV1, "bisenetv2": BiSeNetV2}
 
 
 def build_model(cfg, load_backbone=False):

@@ -1,0 +1,148 @@
+"""BiSeNetV2 against the reference listing and forward, and through the tools by config alone."""
+import json
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bisenet.config import load_config
+from bisenet.deploy import fold_batchnorm
+from bisenet.models import build_model
+from bisenet.models.bisenetv2 import BiSeNetV2
+from conftest import REFERENCE, REPO, run_tool
+
+LISTING = os.path.join(REFERENCE, "coincheung_bisenetv2_state_dict.json")
+
+
+def listing():
+    with open(LISTING) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = BiSeNetV2(19)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def test_state_dict_and_parameters_match_the_reference(model):
+    ours = [[name, list(t.shape)] for name, t in model.state_dict().items()]
+    assert len(ours) == 383 and sorted(ours) == sorted(listing())
+    assert sum(p.numel() for p in model.parameters()) == 5_231_487
+
+
+def test_reference_initialisation():
+    model = BiSeNetV2(19)
+    last = [m for m in model.modules() if getattr(m, "last_bn", False)]
+    assert len(last) == 8 and all((m.weight == 0).all() for m in last)  # one per gather-and-expand layer
+    others = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d) and not getattr(m, "last_bn", False)]
+    assert all((m.weight == 1).all() and (m.bias == 0).all() for m in others)
+
+
+@pytest.mark.parametrize("size", [(64, 128), (97, 131)])
+def test_shapes_in_train_and_eval(model, size):
+    model.train()
+    outputs = model(torch.randn(2, 3, *size))
+    assert len(outputs) == 5 and all(o.shape == (2, 19, *size) for o in outputs)
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, *size)).shape == (1, 19, *size)
+
+
+def reference_forward(m, x):
+    """The reference's forward with its fixed-factor resizes (inputs divisible by 32)."""
+    feat_d = m.detail(x)
+    *_, feat_s = m.segment(x)
+    bga = m.bga
+    right1 = F.interpolate(bga.right1(feat_s), scale_factor=4.0, mode="nearest")
+    left = bga.left1(feat_d) * torch.sigmoid(right1)
+    right = F.interpolate(bga.left2(feat_d) * torch.sigmoid(bga.right2(feat_s)), scale_factor=4.0, mode="nearest")
+    feat = bga.conv(left + right)
+    head = m.head
+    logits = head.conv_out(head.drop(head.conv(feat)))
+    return F.interpolate(logits, scale_factor=8.0, mode="bilinear", align_corners=False)
+
+
+def test_matches_the_reference_forward(model):
+    model.eval()
+    x = torch.randn(1, 3, 96, 160)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference_forward(model, x), atol=1e-5)
+
+
+def test_every_parameter_gets_a_gradient():
+    torch.manual_seed(0)
+    model = BiSeNetV2(19).train()
+    for module in model.modules():  # the zero-initialised last BNs would block their convs' gradients
+        if getattr(module, "last_bn", False):
+            nn.init.ones_(module.weight)
+    sum(o.square().mean() for o in model(torch.randn(2, 3, 64, 64))).backward()
+    no_gradient = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    # The context embedding's BN bias shifts every sample alike; the batch-statistics BN of the
+    # next conv removes that shift, so in training its gradient is exactly zero (as in the paper).
+    assert no_gradient == ["segment.S5_5.bn.bias"]
+
+
+def test_folded_batchnorm_keeps_the_logits(model):
+    import copy
+
+    folded = copy.deepcopy(model).eval()
+    assert fold_batchnorm(folded) == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) - 1  # CE's bn
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model.eval()(x), atol=1e-4)
+
+
+def test_converter_loads_a_reference_checkpoint(tmp_path):
+    generator = torch.Generator().manual_seed(0)
+    source = {name: (torch.tensor(3) if name.endswith("num_batches_tracked") else torch.rand(shape, generator=generator))
+              for name, shape in listing()}
+    torch.save(source, tmp_path / "model_final_v2_city.pth")
+    result = run_tool("convert_checkpoint.py", "--from", "coincheung", "--config", "configs/bisenetv2_city.py",
+                      str(tmp_path / "model_final_v2_city.pth"), str(tmp_path / "ours.pth"))
+    assert result.returncode == 0, result.stderr
+    cfg = load_config(os.path.join(REPO, "configs", "bisenetv2_city.py"))
+    ours = build_model(cfg)
+    from bisenet.checkpoint import load_weights
+
+    load_weights(ours, str(tmp_path / "ours.pth"))
+    direct = BiSeNetV2(19)
+    direct.load_state_dict(source)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(ours.eval()(x), direct.eval()(x))
+
+
+def test_recipe():
+    cfg = load_config(os.path.join(REPO, "configs", "bisenetv2_city.py"))
+    assert (cfg.model.name, cfg.train.base_lr, cfg.train.max_iters, cfg.train.batch_size) == ("bisenetv2", 5e-3, 150000, 16)
+    assert cfg.data.scale_range == (0.25, 2.0) and cfg.data.crop_size == (512, 1024)
+    assert cfg.train.sync_bn and cfg.train.amp and cfg.train.weight_decay == 5e-4
+
+
+def test_trains_evaluates_and_exports_by_config(synthetic_root, tmp_path):
+    common = ["--config", "configs/bisenetv2_city.py", f"data.root={synthetic_root}", f"train.output_dir={tmp_path}",
+              "data.crop_size=[64,64]", "data.num_workers=0", "eval.num_workers=0", "eval.batch_size=1"]
+    result = run_tool("train.py", *common, "train.sync_bn=false", "train.amp=false", "train.max_iters=2",
+                      "train.batch_size=2", "train.warmup_iters=1", "--no-eval")
+    assert result.returncode == 0, result.stderr
+    result = run_tool("evaluate.py", *common, "--flip")
+    assert result.returncode == 0, result.stderr
+    assert "mIoU" in result.stdout
+    result = run_tool("export_onnx.py", *common, "--weights", str(tmp_path / "model_final.pth"),
+                      "--out", str(tmp_path / "v2.onnx"), "--size", "64", "128", "--dynamic")
+    assert result.returncode == 0, result.stderr
+
+
+def test_sync_bn_on_the_cpu_is_explained(synthetic_root, tmp_path):
+    result = run_tool("train.py", "--config", "configs/bisenetv2_city.py", f"data.root={synthetic_root}",
+                      f"train.output_dir={tmp_path}", "train.max_iters=1", "train.batch_size=2", "data.num_workers=0",
+                      "--device", "cpu")
+    assert result.returncode == 1 and "train.sync_bn=false" in result.stderr and "Traceback" not in result.stderr
