@@ -29,6 +29,18 @@ def load_config_or_exit(args):
         sys.exit(f"error: {exc}")
 
 
+def trained_model(cfg, weights):
+    """The model of ``cfg`` with ``weights`` (default: the config's final checkpoint), in eval
+    mode; bad input ends the tool with its message."""
+    from bisenet.checkpoint import load_weights
+    from bisenet.models import build_model
+
+    with user_errors():
+        model = build_model(cfg)
+        load_weights(model, default_weights(cfg, weights))
+    return model.eval()
+
+
 def default_weights(cfg, weights):
     """``weights`` or, when not given, the final checkpoint of the config's training run."""
     path = weights or os.path.join(cfg.train.output_dir, "model_final.pth")

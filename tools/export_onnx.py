@@ -9,8 +9,7 @@ logits (or the fraction of differing pixels with --argmax) is above --tolerance.
 """
 import sys
 
-from bisenet import build_model, load_weights
-from bisenet.cli import config_parser, default_weights, load_config_or_exit, user_errors
+from bisenet.cli import config_parser, load_config_or_exit, trained_model
 from bisenet.export import check_onnx, export_onnx
 
 
@@ -26,9 +25,7 @@ def main():
                         help="largest allowed difference (default: 1e-3 for logits, 1e-4 of pixels for --argmax)")
     args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
-    with user_errors():
-        model = build_model(cfg)
-        load_weights(model, default_weights(cfg, args.weights))
+    model = trained_model(cfg, args.weights)
     wrapper = export_onnx(model, args.out, tuple(args.size), args.dynamic, args.argmax, args.opset)
     check_size = (args.size[0] // 2 + 5, args.size[1] // 2 + 3) if args.dynamic else tuple(args.size)
     difference = check_onnx(args.out, wrapper, check_size)

@@ -7,8 +7,7 @@ with image a normalised 1x3xHxW float tensor (any H and W).
 """
 import torch
 
-from bisenet import build_model, load_weights
-from bisenet.cli import config_parser, default_weights, load_config_or_exit, user_errors
+from bisenet.cli import config_parser, load_config_or_exit, trained_model
 from bisenet.export import export_torchscript
 
 
@@ -20,9 +19,7 @@ def main():
                         help="example size for tracing (the module accepts any size)")
     args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
-    with user_errors():
-        model = build_model(cfg)
-        load_weights(model, default_weights(cfg, args.weights))
+    model = trained_model(cfg, args.weights)
     traced = export_torchscript(model, args.out, tuple(args.size))
     check = torch.randn(1, 3, args.size[0] + 7, args.size[1] + 5)
     with torch.no_grad():
