@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bisenet.config import DataConfig
-from bisenet.data.cityscapes import CLASS_NAMES, ID_TO_TRAIN_ID, LABEL_MAP, LABELS, PALETTE, TRAIN_ID_TO_ID, to_label_ids
+from bisenet.data.cityscapes import CLASS_NAMES, ID_TO_TRAIN_ID, LABEL_MAP, LABELS, PALETTE, TRAIN_ID_TO_ID
 from bisenet.data.dataset import SegmentationDataset
 from bisenet.data.io import DatasetError, LabelDecoder
 from bisenet.data.transforms import Normalize
@@ -35,7 +35,9 @@ def test_label_table_matches_cityscapesscripts():
 
 def test_label_ids_round_trip():
     train_ids = np.arange(19, dtype=np.uint8)
-    assert np.array_equal(ID_TO_TRAIN_ID[to_label_ids(train_ids)], train_ids)
+    assert np.array_equal(ID_TO_TRAIN_ID[TRAIN_ID_TO_ID[train_ids]], train_ids)
+    decoder = LabelDecoder(19, 255, LABEL_MAP)  # the way predictions are written back
+    assert np.array_equal(decoder.encode(train_ids), TRAIN_ID_TO_ID[train_ids])
 
 
 def test_dataset_reads_official_layout(synthetic_root):

@@ -92,8 +92,3 @@ def generated_palette(num_classes):
     """Distinct colours for datasets that bring no palette (deterministic)."""
     rng = np.random.default_rng(1)
     return [tuple(int(c) for c in rgb) for rgb in rng.integers(40, 256, size=(num_classes, 3))]
-
-
-def to_label_ids(train_ids):
-    """trainIds -> labelIds, the format of the official evaluator and test server."""
-    return TRAIN_ID_TO_ID[np.asarray(train_ids, dtype=np.uint8)]
