@@ -55,13 +55,19 @@ def lr_records(output_dir):
     return {r["iteration"]: r["lr"] for r in records if "lr" in r}
 
 
-def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
+def reference_then_crash(cfg, tmp_path, monkeypatch):
+    """The uninterrupted run's final checkpoint, then a second run into ``<tmp>/crashed`` that
+    dies during iteration 6 (checkpoints at 2 and 4 exist)."""
     _, reference = train(cfg, "cpu", progress=False)
-
     cfg.train.output_dir = str(tmp_path / "crashed")
-    crash_after(monkeypatch, 5)  # dies during iteration 6; checkpoints at 2 and 4 exist
+    crash_after(monkeypatch, 5)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(cfg, "cpu", progress=False)
+    return reference
+
+
+def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
+    reference = reference_then_crash(cfg, tmp_path, monkeypatch)
     assert sorted(os.listdir(cfg.train.output_dir)) == ["checkpoint_000002.pth", "checkpoint_000004.pth", "log.txt",
                                                         "metrics.jsonl"]
     crash_after(monkeypatch, None)
@@ -78,11 +84,7 @@ def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
 
 
 def test_resume_without_the_sampler_position_differs(cfg, tmp_path, monkeypatch):
-    _, reference = train(cfg, "cpu", progress=False)
-    cfg.train.output_dir = str(tmp_path / "crashed")
-    crash_after(monkeypatch, 5)
-    with pytest.raises(RuntimeError):
-        train(cfg, "cpu", progress=False)
+    reference = reference_then_crash(cfg, tmp_path, monkeypatch)
     crash_after(monkeypatch, None, ignore_start=True)
     _, resumed = train(cfg, "cpu", resume="latest", progress=False)
     a, b = weights(reference), weights(resumed)
@@ -90,11 +92,7 @@ def test_resume_without_the_sampler_position_differs(cfg, tmp_path, monkeypatch)
 
 
 def test_truncated_latest_checkpoint_falls_back_to_the_previous(cfg, tmp_path, monkeypatch):
-    _, reference = train(cfg, "cpu", progress=False)
-    cfg.train.output_dir = str(tmp_path / "crashed")
-    crash_after(monkeypatch, 5)
-    with pytest.raises(RuntimeError):
-        train(cfg, "cpu", progress=False)
+    reference = reference_then_crash(cfg, tmp_path, monkeypatch)
     latest = os.path.join(cfg.train.output_dir, "checkpoint_000004.pth")
     with open(latest, "r+b") as f:
         f.truncate(os.path.getsize(latest) // 2)

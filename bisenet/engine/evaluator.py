@@ -11,9 +11,12 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from bisenet import distributed
+from bisenet.checkpoint import load_weights
+from bisenet.data import build_eval_loader
 from bisenet.data.cityscapes import colorize
 from bisenet.inference import predict
 from bisenet.metrics import ConfusionMatrix, scores
+from bisenet.models import build_model
 
 
 class PredictionWriter:
@@ -131,11 +134,8 @@ def evaluate_weights(cfg, weights, device, scales=(1.0,), flip=False, crop_size=
     """Load ``weights`` into the model of ``cfg``, evaluate on the validation split (sharing the
     images out over the processes of the current process group, if any), print the table on
     the main process, and optionally save predictions and a JSON file. Returns the scores."""
-    import bisenet
-    from bisenet.data import build_eval_loader
-
-    model = bisenet.build_model(cfg)
-    bisenet.load_weights(model, weights)
+    model = build_model(cfg)
+    load_weights(model, weights)
     model.to(device).eval()
     if fast:
         from bisenet.deploy import make_fast
