@@ -44,9 +44,9 @@ def tiny_cfg(synthetic_root, tmp_path):
     )
 
 
-def run_tool(name, *args, cwd=REPO):
-    """Run tools/<name> in a subprocess; returns the CompletedProcess (check=True)."""
+def run_tool(name, *args, cwd=REPO, env=None):
+    """Run tools/<name> in a subprocess; returns the CompletedProcess (check=False)."""
     import subprocess
 
-    return subprocess.run([sys.executable, os.path.join(REPO, "tools", name), *args], cwd=cwd,
+    return subprocess.run([sys.executable, os.path.join(REPO, "tools", name), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, check=False, timeout=600)

@@ -12,6 +12,7 @@ from bisenet.deploy import fold_batchnorm
 from bisenet.models import build_model
 from bisenet.models.bisenetv2 import BiSeNetV2
 from conftest import REFERENCE, REPO, run_tool
+from numerics import assert_fp32_close
 
 LISTING = os.path.join(REFERENCE, "coincheung_bisenetv2_state_dict.json")
 
@@ -74,7 +75,8 @@ def test_matches_the_reference_forward(model):
     model.eval()
     x = torch.randn(1, 3, 96, 160)
     with torch.no_grad():
-        assert torch.allclose(model(x), reference_forward(model, x), atol=1e-5)
+        # The same kernels on the same values in the same order: equal to the bit on any CPU.
+        assert torch.equal(model(x), reference_forward(model, x))
 
 
 def test_every_parameter_gets_a_gradient():
@@ -97,7 +99,7 @@ def test_folded_batchnorm_keeps_the_logits(model):
     assert fold_batchnorm(folded) == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) - 1  # CE's bn
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
-        assert torch.allclose(folded(x), model.eval()(x), atol=1e-4)
+        assert_fp32_close(folded(x), model.eval(), x)
 
 
 def test_converter_loads_a_reference_checkpoint(tmp_path):

@@ -12,6 +12,7 @@ from bisenet.checkpoint import save_checkpoint
 from bisenet.deploy import FastModel, fold_batchnorm, make_fast
 from bisenet.models.bisenetv1 import BiSeNetV1
 from conftest import run_tool
+from numerics import assert_fp32_close
 
 
 def random_statistics_model(seed=0):
@@ -46,16 +47,15 @@ def test_folding_batchnorm_keeps_the_logits(model):
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     x = torch.randn(1, 3, 70, 99)
     with torch.no_grad():
-        assert torch.allclose(folded(x), model(x), atol=1e-4)
+        assert_fp32_close(folded(x), model, x)
 
 
 @pytest.mark.parametrize("size", [(64, 128), (75, 131)])
 def test_fast_model_matches_eager(model, size):
     x = torch.randn(2, 3, *size)
     with torch.no_grad():
-        expected = model(x)
-        assert torch.allclose(make_fast(model, "cpu")(x), expected, atol=1e-4)
-        assert torch.allclose(FastModel(model)(x), expected, atol=1e-4)  # the TorchScript path
+        assert_fp32_close(make_fast(model, "cpu")(x), model, x)
+        assert_fp32_close(FastModel(model)(x), model, x)  # the TorchScript path
 
 
 def test_bf16_agrees_with_fp32_on_a_trained_model(synthetic_root, tmp_path):
@@ -104,9 +104,7 @@ def test_onnx_export_tool(weights, tmp_path):
     assert "largest logit difference" in result.stdout
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     x = torch.randn(1, 3, 80, 144)
-    with torch.no_grad():
-        expected = random_statistics_model()(x).numpy()
-    assert np.abs(session.run(None, {"image": x.numpy()})[0] - expected).max() < 1e-3
+    assert_fp32_close(session.run(None, {"image": x.numpy()})[0], random_statistics_model(), x)
 
     result = run_tool("export_onnx.py", "--config", "configs/bisenetv1_synthetic.py", "--weights", weights,
                       "--out", str(tmp_path / "labels.onnx"), "--size", "64", "128", "--argmax")
@@ -123,7 +121,7 @@ def test_torchscript_export_tool(weights, tmp_path):
     assert result.returncode == 0, result.stderr
     x = torch.randn(1, 3, 72, 100)
     with torch.no_grad():
-        assert torch.allclose(torch.jit.load(str(out))(x), random_statistics_model()(x), atol=1e-4)
+        assert_fp32_close(torch.jit.load(str(out))(x), random_statistics_model(), x)
 
 
 def test_benchmark_tool(tmp_path):

@@ -16,6 +16,9 @@ def reference_ohem(logits, labels, thresh=0.7, ignore_index=255):
     lse = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
     losses = lse - logits[np.arange(len(labels)), labels]
     n_min = max(len(losses) // 16, 1)
+    # fp32 and float64 losses differ by ~1e-6; a pixel that close to the threshold could be chosen
+    # differently on another CPU and move the mean by ~1/n. These batches keep far from it.
+    assert np.abs(losses + math.log(thresh)).min() > 1e-4
     hard = losses[losses > -math.log(thresh)]
     if len(hard) < n_min:
         hard = np.sort(losses)[::-1][:n_min]
