@@ -4,7 +4,7 @@ import torch
 
 from bisenet.config import DataConfig
 from bisenet.data.transforms import (Normalize, RandomCrop, RandomHorizontalFlip, RandomScale,
-                                     build_train_transform)
+                                     build_train_transform, pad_for_crop)
 
 
 def blocks(height=48, width=96, block=12, seed=0):
@@ -30,20 +30,44 @@ def test_random_crop_keeps_alignment(crop):
         valid = out_label != 255
         assert_aligned(out_image, out_label, valid)
         assert (out_image[~valid] == 0).all()
-        rows = min(crop[0], label.shape[0])
-        assert any((out_label[:rows] == label[top:top + rows, left:left + crop[1]]).all()
-                   for top in range(label.shape[0] - rows + 1)
-                   for left in range(label.shape[1] - crop[1] + 1))
+        padded = reference_pad(image, label, crop)[1]
+        assert any((out_label == padded[top:top + crop[0], left:left + crop[1]]).all()
+                   for top in range(padded.shape[0] - crop[0] + 1)
+                   for left in range(padded.shape[1] - crop[1] + 1))
 
 
-def test_crop_bigger_than_input_pads_label_with_ignore_and_image_with_zero():
+def reference_pad(image, label, crop_size, ignore_index=255):
+    """CoinCheung/BiSeNet's RandomResizedCrop padding, written out from its description."""
+    pad_h = (crop_size[0] - label.shape[0]) // 2 + 1 if label.shape[0] < crop_size[0] else 0
+    pad_w = (crop_size[1] - label.shape[1]) // 2 + 1 if label.shape[1] < crop_size[1] else 0
+    if pad_h > 0 or pad_w > 0:
+        image = np.pad(image, ((pad_h, pad_h), (pad_w, pad_w), (0, 0)))
+        label = np.pad(label, ((pad_h, pad_h), (pad_w, pad_w)), "constant", constant_values=ignore_index)
+    return image, label
+
+
+@pytest.mark.parametrize("crop", [(60, 112), (61, 113), (60, 50), (30, 112), (48, 96), (20, 30)])
+def test_padding_is_the_references(crop):
     image, label = blocks()
-    out_image, out_label = RandomCrop((60, 112), ignore_index=255)(image, label, np.random.default_rng(0))
-    assert out_label.shape == (60, 112)
-    np.testing.assert_array_equal(out_label[:48, :96], label)
-    np.testing.assert_array_equal(out_image[:48, :96], image)
-    assert (out_label[48:] == 255).all() and (out_label[:, 96:] == 255).all()
-    assert (out_image[48:] == 0).all() and (out_image[:, 96:] == 0).all()
+    expected_image, expected_label = reference_pad(image, label, crop)
+    got_image, got_label = pad_for_crop(image, label, crop, 255)
+    np.testing.assert_array_equal(got_image, expected_image)
+    np.testing.assert_array_equal(got_label, expected_label)
+
+
+def test_crop_bigger_than_input_is_a_window_of_the_centred_padding():
+    image, label = blocks()
+    padded_image, padded_label = reference_pad(image, label, (60, 112))
+    assert padded_label.shape == (62, 114)  # 48 + 2 * (12 // 2 + 1), 96 + 2 * (16 // 2 + 1)
+    offsets = set()
+    for seed in range(40):
+        out_image, out_label = RandomCrop((60, 112), ignore_index=255)(image, label, np.random.default_rng(seed))
+        matches = [(top, left) for top in range(3) for left in range(3)
+                   if (padded_label[top:top + 60, left:left + 112] == out_label).all()
+                   and (padded_image[top:top + 60, left:left + 112] == out_image).all()]
+        assert matches, seed
+        offsets.update(matches)
+    assert len(offsets) == 9  # every window of the padded image is reachable
 
 
 def test_flip_keeps_alignment():

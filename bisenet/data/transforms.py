@@ -34,24 +34,34 @@ class RandomScale:
         return image, label
 
 
+def pad_for_crop(image, label, crop_size, ignore_index=255):
+    """Pads each side shorter than the crop by ``(crop - size) // 2 + 1`` at both ends, as the
+    reference implementation (CoinCheung/BiSeNet) does: the image (0) stays centred, the label
+    padding is ``ignore_index`` so it never counts as a class. Larger sides are left alone."""
+    height, width = label.shape
+    crop_height, crop_width = crop_size
+    pad_h = (crop_height - height) // 2 + 1 if height < crop_height else 0
+    pad_w = (crop_width - width) // 2 + 1 if width < crop_width else 0
+    if pad_h or pad_w:
+        image = cv2.copyMakeBorder(image, pad_h, pad_h, pad_w, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        label = cv2.copyMakeBorder(label, pad_h, pad_h, pad_w, pad_w, cv2.BORDER_CONSTANT, value=ignore_index)
+    return image, label
+
+
 class RandomCrop:
-    """Crops ``crop_size`` (h, w); smaller inputs are padded, the label with ``ignore_index`` so
-    padding never counts as a class."""
+    """Crops ``crop_size`` (h, w) at a uniformly random place, after ``pad_for_crop``."""
 
     def __init__(self, crop_size, ignore_index=255):
-        self.crop_height, self.crop_width = crop_size
+        self.crop_size = tuple(crop_size)
         self.ignore_index = ignore_index
 
     def __call__(self, image, label, rng):
+        image, label = pad_for_crop(image, label, self.crop_size, self.ignore_index)
+        crop_height, crop_width = self.crop_size
         height, width = label.shape
-        pad_h, pad_w = max(self.crop_height - height, 0), max(self.crop_width - width, 0)
-        if pad_h or pad_w:
-            image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            label = cv2.copyMakeBorder(label, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=self.ignore_index)
-            height, width = label.shape
-        top = int(rng.integers(0, height - self.crop_height + 1))
-        left = int(rng.integers(0, width - self.crop_width + 1))
-        window = (slice(top, top + self.crop_height), slice(left, left + self.crop_width))
+        top = int(rng.integers(0, height - crop_height + 1))
+        left = int(rng.integers(0, width - crop_width + 1))
+        window = (slice(top, top + crop_height), slice(left, left + crop_width))
         return image[window], label[window]
 
 

@@ -152,7 +152,8 @@ class BiSeNetV2(nn.Module):
     """In training mode returns ``(main, aux4, aux8, aux16, aux32)`` logits, in eval mode the
     main logits; all at the input size."""
 
-    head_modules = ()  # the reference trains every parameter at the base LR
+    # 10x LR, as the reference's get_params does for every child named *head* or *aux*.
+    head_modules = ("head", "aux2", "aux3", "aux4", "aux5_4")
     aux_head_modules = ("aux2", "aux3", "aux4", "aux5_4")
 
     def __init__(self, num_classes=19):
