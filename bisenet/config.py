@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
 
 from bisenet.data import cityscapes
+from bisenet.inference import PROTOCOLS, parse_mode
 
 
 class ConfigError(ValueError):
@@ -81,6 +82,12 @@ class TrainConfig:
     ohem_min_fraction: float = 1.0 / 16
     aux_weight: float = 1.0
     amp: bool = True
+    # Mixed-precision type: "auto" (fp16 with a gradient scaler on CUDA, bf16 on the CPU),
+    # "fp16" or "bf16".
+    amp_dtype: str = "auto"
+    # fp16 only: a step whose loss or gradients overflow is skipped and the loss scale lowered, as
+    # the gradient scaler intends; the run stops after this many skips in a row.
+    max_consecutive_skips: int = 20
     # NHWC activations: about 20% faster training steps on CPU (oneDNN) and on tensor cores.
     channels_last: bool = True
     sync_bn: bool = False
@@ -98,6 +105,12 @@ class EvalConfig:
     scales: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
     crop_size: Tuple[int, int] = (1024, 1024)  # (height, width)
     num_workers: int = 2
+    # "coincheung": the reference implementation's evaluator, pixel for pixel, so that its
+    # weights give its published table; "standard": ours, without its size rounding and window
+    # summing (see bisenet/inference.py).
+    protocol: str = "coincheung"
+    # Modes reported after training, in the reference's names: ss, ssc, msf, mscf (or ms, ssf, ...).
+    final_modes: Tuple[str, ...] = ("ss",)
 
 
 @dataclass
@@ -168,6 +181,15 @@ def validate(cfg: Config) -> None:
                               f"(0-{num_classes - 1}) nor data.ignore_index={data.ignore_index}")
     if data.dataset not in ("cityscapes", "custom"):
         raise ConfigError(f"data.dataset must be 'cityscapes' or 'custom', got {data.dataset!r}")
+    if cfg.eval.protocol not in PROTOCOLS:
+        raise ConfigError(f"eval.protocol must be one of {', '.join(PROTOCOLS)}, got {cfg.eval.protocol!r}")
+    for mode in cfg.eval.final_modes:
+        try:
+            parse_mode(mode)
+        except ValueError as exc:
+            raise ConfigError(f"eval.final_modes: {exc}") from None
+    if cfg.train.amp_dtype not in ("auto", "fp16", "bf16"):
+        raise ConfigError(f"train.amp_dtype must be auto, fp16 or bf16, got {cfg.train.amp_dtype!r}")
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:

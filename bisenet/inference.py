@@ -1,22 +1,74 @@
 """The one prediction path: scales, horizontal flip and sliding crops, used by evaluation and
-the demo."""
+the demo, under one of two protocols (``eval.protocol``).
+
+``"coincheung"`` is the evaluator of the reference implementation (CoinCheung/BiSeNet,
+``tools/evaluate.py``: ``MscEvalV0`` for whole images, ``MscEvalCrop`` for sliding crops),
+operation for operation, so that its weights give its published table pixel for pixel:
+
+- whole images: each scale's size is ``int(scale * H)``, ``int(scale * W)`` rounded up to a
+  multiple of 32; the image is resized to it and the logits back to the label size, both
+  bilinear with ``align_corners=True``; the softmax of each pass (flipped passes flipped back
+  before the resize) is summed;
+- sliding crops: each scale's size is ``int(H * scale)``, ``int(W * scale)`` (not rounded); an
+  image not larger than the crop in both sides is zero-padded, centred, to at least the crop;
+  windows step by ``ceil(crop * 2/3)``; each window's softmax is summed into the canvas (no
+  division by the overlap); with flip a window's value is
+  ``exp(softmax(window) + flipped-back softmax(flipped window))``.
+
+``"standard"`` is ours: no rounding of sizes (any size works with our models), resizes with
+``align_corners=False`` (the half-pixel geometry of the training resizes), sliding windows
+averaged by how many cover each pixel (so the result does not depend on the overlap), and a
+flipped pass weighted like an unflipped one everywhere.
+"""
 import math
+import re
 
 import torch
 import torch.nn.functional as F
 
+PROTOCOLS = ("coincheung", "standard")
+MODE_PATTERN = re.compile(r"^(ss|ms)(c?)(f?)$")
+
+
+def parse_mode(name):
+    """A mode name of the reference's table -> ``(multi_scale, crop, flip)``: ss, ssc, msf,
+    mscf and the other combinations (ssf, ms, msc, sscf)."""
+    match = MODE_PATTERN.match(name)
+    if not match:
+        raise ValueError(f"unknown evaluation mode {name!r}: a mode is ss or ms (single or multi-scale), then c "
+                         "for sliding crops, then f for flip, e.g. ss, ssc, msf, mscf")
+    return match.group(1) == "ms", bool(match.group(2)), bool(match.group(3))
+
 
 @torch.no_grad()
 def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip=False,
-                  crop_size=None, crop_stride=None):
-    """Softmax probabilities summed over scales (and flips), at ``out_size`` (default: input).
+                  crop_size=None, crop_stride=None, protocol="standard"):
+    """Class scores summed over scales (and flips), at ``out_size`` (default: the input size).
 
     ``images`` is a normalised Nx3xHxW batch on the model's device; ``model`` must be in eval
-    mode. Each scale resizes the image, predicts (whole or in sliding ``crop_size`` windows),
-    resizes the logits to ``out_size`` and adds their softmax into one buffer.
+    mode. ``crop_size`` (h, w) predicts in sliding windows, ``crop_stride`` (h, w) overrides
+    their step. The scores are softmax probabilities summed (``"coincheung"`` crops with flip:
+    sums of their exponentials); their argmax is the prediction.
     """
+    out_size = tuple(out_size or images.shape[-2:])
+    if protocol == "coincheung":
+        if crop_size is None:
+            return _coincheung_whole(model, images, num_classes, out_size, scales, flip)
+        return _coincheung_crops(model, images, num_classes, out_size, scales, flip, crop_size, crop_stride)
+    if protocol != "standard":
+        raise ValueError(f"unknown evaluation protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    return _standard(model, images, num_classes, out_size, scales, flip, crop_size, crop_stride)
+
+
+def predict(model, images, num_classes, **kwargs):
+    """Class map (N x H x W, int64) from ``predict_probs``."""
+    # max(dim).indices: the same first-maximum index as argmax, several times faster on CPU
+    # for a reduction over channels.
+    return predict_probs(model, images, num_classes, **kwargs).max(dim=1).indices
+
+
+def _standard(model, images, num_classes, out_size, scales, flip, crop_size, crop_stride):
     height, width = images.shape[-2:]
-    out_size = tuple(out_size or (height, width))
     shape = (images.shape[0], num_classes, *out_size)
     probs = torch.zeros(shape, dtype=torch.float32, device=images.device)
     # Flipped passes accumulate unflipped in their own buffer, flipped back once at the end:
@@ -27,26 +79,13 @@ def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip
         scaled = images if size == (height, width) else F.interpolate(
             images, size=size, mode="bilinear", align_corners=False)
         for x, target in ((scaled, probs), (scaled.flip(-1), flipped_probs))[: 2 if flip else 1]:
-            logits = _logits(model, x, crop_size, crop_stride)
+            logits = model(x) if crop_size is None else sliding_logits(model, x, crop_size, crop_stride)
             if tuple(logits.shape[-2:]) != out_size:
                 logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
             target += torch.softmax(logits.float(), dim=1)
     if flip:
         probs += flipped_probs.flip(-1)
     return probs
-
-
-def predict(model, images, num_classes, **kwargs):
-    """Class map (N x H x W, int64) from ``predict_probs``."""
-    # max(dim).indices: the same first-maximum index as argmax, several times faster on CPU
-    # for a reduction over channels.
-    return predict_probs(model, images, num_classes, **kwargs).max(dim=1).indices
-
-
-def _logits(model, x, crop_size, crop_stride):
-    if crop_size is None:
-        return model(x)
-    return sliding_logits(model, x, crop_size, crop_stride)
 
 
 def sliding_logits(model, x, crop_size, crop_stride=None):
@@ -79,3 +118,57 @@ def _window_starts(length, crop, stride):
     """Window offsets from 0 that end exactly at ``length`` (the last one is moved back)."""
     steps = max(math.ceil((length - crop) / stride), 0) + 1
     return sorted({min(i * stride, length - crop) for i in range(steps)})
+
+
+def _resize_aligned(x, size):
+    # A bilinear resize to the same size with align_corners=True is the identity, exactly.
+    size = tuple(size)
+    return x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+
+
+def _coincheung_whole(model, images, num_classes, out_size, scales, flip):
+    height, width = images.shape[-2:]
+    probs = torch.zeros((images.shape[0], num_classes, *out_size), dtype=torch.float32, device=images.device)
+    for scale in scales:
+        size = [math.ceil(int(scale * side) / 32) * 32 for side in (height, width)]
+        scaled = _resize_aligned(images, size)
+        probs += torch.softmax(_resize_aligned(model(scaled).float(), out_size), dim=1)
+        if flip:
+            logits = model(scaled.flip(-1)).float().flip(-1)
+            probs += torch.softmax(_resize_aligned(logits, out_size), dim=1)
+    return probs
+
+
+def _coincheung_crops(model, images, num_classes, out_size, scales, flip, crop_size, crop_stride):
+    height, width = images.shape[-2:]
+    probs = torch.zeros((images.shape[0], num_classes, *out_size), dtype=torch.float32, device=images.device)
+    for scale in scales:
+        scaled = _resize_aligned(images, (int(height * scale), int(width * scale)))
+        probs += _resize_aligned(_coincheung_windows(model, scaled, num_classes, flip, crop_size, crop_stride),
+                                 out_size)
+    return probs
+
+
+def _coincheung_windows(model, x, num_classes, flip, crop_size, crop_stride):
+    crop_h, crop_w = crop_size
+    batch, channels, height, width = x.shape
+    top, left = 0, 0
+    if not (crop_h < height and crop_w < width):
+        padded_h, padded_w = max(crop_h, height), max(crop_w, width)
+        top, left = (padded_h - height) // 2, (padded_w - width) // 2
+        canvas = torch.zeros((batch, channels, padded_h, padded_w), dtype=x.dtype, device=x.device)
+        canvas[:, :, top:top + height, left:left + width] = x
+        x = canvas
+    padded_h, padded_w = x.shape[-2:]
+    stride_h, stride_w = crop_stride or (math.ceil(crop_h * (2.0 / 3)), math.ceil(crop_w * (2.0 / 3)))
+    probs = torch.zeros((batch, num_classes, padded_h, padded_w), dtype=torch.float32, device=x.device)
+    for i in range(math.ceil((padded_h - crop_h) / stride_h) + 1):
+        for j in range(math.ceil((padded_w - crop_w) / stride_w) + 1):
+            bottom, right = min(padded_h, stride_h * i + crop_h), min(padded_w, stride_w * j + crop_w)
+            window = (slice(None), slice(None), slice(bottom - crop_h, bottom), slice(right - crop_w, right))
+            tile = torch.softmax(model(x[window]).float(), dim=1)
+            if flip:
+                tile += torch.softmax(model(x[window].flip(-1)).float().flip(-1), dim=1)
+                tile = torch.exp(tile)
+            probs[window] += tile
+    return probs[:, :, top:top + height, left:left + width]

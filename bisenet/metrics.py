@@ -42,10 +42,12 @@ class ConfusionMatrix:
 
 
 def scores(counts):
-    """Per-class IoU and accuracy, mIoU, mAcc and aAcc from a confusion matrix.
+    """Per-class IoU, accuracy and F1, and their summaries, from a confusion matrix.
 
-    IoU = TP / (TP + FP + FN). A class absent from both ground truth and prediction has IoU NaN
-    (accuracy NaN when absent from the ground truth) and is left out of the means.
+    IoU = TP / (TP + FP + FN), F1 = 2 TP / (2 TP + FP + FN). A class absent from both ground
+    truth and prediction has IoU and F1 NaN (accuracy NaN when absent from the ground truth) and
+    is left out of the means. fwIoU weighs each class's IoU by its share of the ground-truth
+    pixels, as the reference implementation reports it.
     """
     counts = np.asarray(counts.cpu() if torch.is_tensor(counts) else counts, dtype=np.float64)
     tp = np.diag(counts)
@@ -54,11 +56,20 @@ def scores(counts):
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = tp / (gt + predicted - tp)
         acc = tp / gt
+        f1 = 2 * tp / (gt + predicted)
         overall = tp.sum() / counts.sum()
+        frequency = gt / gt.sum()
     return {
         "iou": iou,
         "acc": acc,
-        "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
-        "macc": float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan"),
+        "f1": f1,
+        "miou": _nanmean(iou),
+        "macc": _nanmean(acc),
+        "mf1": _nanmean(f1),
+        "fwiou": float(np.nansum(frequency[gt > 0] * iou[gt > 0])) if gt.sum() > 0 else float("nan"),
         "aacc": float(overall),
     }
+
+
+def _nanmean(values):
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")

@@ -7,7 +7,7 @@ import torch
 import bisenet
 from bisenet.checkpoint import CheckpointError, convert_coincheung, load_weights, read_state_dict, save_checkpoint
 from bisenet.models.bisenetv1 import BiSeNetV1
-from conftest import REPO, REFERENCE, run_tool
+from conftest import REFERENCE, run_tool
 
 
 def reference_state_dict(seed=0, drop=()):

@@ -24,6 +24,10 @@ def test_hand_computed_example_with_ignore_and_absent_class():
     assert s["acc"][:2] == pytest.approx([3 / 4, 1 / 2])
     assert s["macc"] == pytest.approx(5 / 8)
     assert s["aacc"] == pytest.approx(4 / 6)
+    # F1 = 2TP / (2TP + FP + FN): 6/8, 2/4; fwIoU weighs by ground-truth share: 4/6 and 2/6
+    assert s["f1"][:2] == pytest.approx([6 / 8, 2 / 4]) and math.isnan(s["f1"][2])
+    assert s["mf1"] == pytest.approx((6 / 8 + 2 / 4) / 2)
+    assert s["fwiou"] == pytest.approx(4 / 6 * 3 / 5 + 2 / 6 * 1 / 3)
 
 
 def test_class_only_in_prediction_has_zero_iou_and_counts():
@@ -68,6 +72,9 @@ def test_random_against_brute_force():
     s = scores(counts)
     assert s["aacc"] == pytest.approx(aacc)
     assert s["macc"] == pytest.approx(macc)
+    iou = [((prd == c) & (lab == c)).sum() / (((prd == c) | (lab == c)) & valid).sum() for c in range(num_classes)]
+    share = [(lab == c).sum() / valid.sum() for c in range(num_classes)]
+    assert s["fwiou"] == pytest.approx(sum(w * i for w, i in zip(share, iou)))
 
 
 def test_confusion_matrix_leaves_its_inputs_alone():

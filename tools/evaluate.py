@@ -1,11 +1,14 @@
 """Evaluate a BiSeNet model (mIoU, per-class table).
 
   python tools/evaluate.py --config configs/bisenetv1_city.py --weights W.pth [--msc] [--flip] [--crop]
+  python tools/evaluate.py --config configs/bisenetv1_city.py --weights W.pth --modes ss,ssc,msf,mscf
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
+import sys
+
 from bisenet import distributed
 from bisenet.cli import config_parser, default_weights, load_config_or_exit, user_errors
-from bisenet.engine.evaluator import evaluate_weights
+from bisenet.engine.evaluator import evaluate_weights, mode_settings
 
 
 def main():
@@ -18,6 +21,9 @@ def main():
     parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="crop size (implies --crop)")
     parser.add_argument("--crop-stride", type=int, nargs=2, metavar=("H", "W"),
                         help="crop stride (default: 2/3 of the crop size)")
+    parser.add_argument("--modes", metavar="M1,M2,...",
+                        help="several modes in one run, named as in the reference's table: ss,ssc,msf,mscf (or all "
+                             "for those four), with the config's eval.scales and eval.crop_size")
     parser.add_argument("--save-pred", metavar="DIR",
                         help="write predictions as labelIds PNGs (DIR/labelIds, official format) and colour PNGs (DIR/color)")
     parser.add_argument("--json", metavar="OUT", help="also write the scores to this JSON file")
@@ -26,14 +32,22 @@ def main():
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)
-    scales = tuple(args.scales) if args.scales else (cfg.eval.scales if args.msc else (1.0,))
-    crop_size = tuple(args.crop_size) if args.crop_size else (cfg.eval.crop_size if args.crop or args.crop_stride else None)
+    if args.modes:
+        names = ["ss", "ssc", "msf", "mscf"] if args.modes == "all" else args.modes.split(",")
+        try:
+            modes = [mode_settings(name.strip(), cfg.eval) for name in names]
+        except ValueError as exc:
+            sys.exit(f"error: --modes: {exc}")
+    else:
+        scales = tuple(args.scales) if args.scales else (tuple(cfg.eval.scales) if args.msc else (1.0,))
+        crop = args.crop_size or (cfg.eval.crop_size if args.crop or args.crop_stride else None)
+        modes = [{"scales": scales, "flip": args.flip, "crop_size": tuple(crop) if crop else None,
+                  "crop_stride": tuple(args.crop_stride) if args.crop_stride else None, "protocol": cfg.eval.protocol}]
     device = distributed.init_from_environment(distributed.resolve_device(args.device))
     try:
         with user_errors():
-            evaluate_weights(cfg, default_weights(cfg, args.weights), device, scales=scales, flip=args.flip,
-                             crop_size=crop_size, crop_stride=tuple(args.crop_stride) if args.crop_stride else None,
-                             save_pred_dir=args.save_pred, json_path=args.json, fast=args.fast)
+            evaluate_weights(cfg, default_weights(cfg, args.weights), device, modes, save_pred_dir=args.save_pred,
+                             json_path=args.json, fast=args.fast)
     finally:
         distributed.cleanup()
 

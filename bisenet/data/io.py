@@ -148,5 +148,5 @@ class LabelDecoder:
         if self.label_map:
             return ("Add them to data.label_map (raw value -> train id, or -> the ignore index), or check that the "
                     "files are the kind the map is for (e.g. Cityscapes *_labelIds.png, not *_labelTrainIds.png).")
-        return (f"Set model.num_classes / data.class_names to cover them, map them with data.label_map, or set "
-                f"data.ignore_index to the value your dataset uses for unlabelled pixels.")
+        return ("Set model.num_classes / data.class_names to cover them, map them with data.label_map, or set "
+                "data.ignore_index to the value your dataset uses for unlabelled pixels.")

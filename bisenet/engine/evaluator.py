@@ -14,7 +14,7 @@ from bisenet import distributed
 from bisenet.checkpoint import load_weights
 from bisenet.data import build_eval_loader
 from bisenet.data.cityscapes import colorize
-from bisenet.inference import predict
+from bisenet.inference import parse_mode, predict
 from bisenet.metrics import ConfusionMatrix, scores
 from bisenet.models import build_model
 
@@ -55,11 +55,12 @@ class PredictionWriter:
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes, device, ignore_index=255, scales=(1.0,), flip=False,
-             crop_size=None, crop_stride=None, save_pred_dir=None, progress=True):
+             crop_size=None, crop_stride=None, protocol="standard", save_pred_dir=None, progress=True):
     """Scores of ``model`` over ``loader`` (summed over processes when distributed).
 
-    Predictions are made at each label's full resolution; with ``save_pred_dir`` they are also
-    written in the official Cityscapes result format (see ``PredictionWriter``).
+    Predictions are made at each label's full resolution under ``protocol`` (see
+    ``bisenet.inference``); with ``save_pred_dir`` they are also written in the official
+    Cityscapes result format (see ``PredictionWriter``).
     """
     was_training = model.training
     model.eval()
@@ -69,12 +70,12 @@ def evaluate(model, loader, num_classes, device, ignore_index=255, scales=(1.0,)
         dataset = loader.dataset
         writer = PredictionWriter(save_pred_dir, dataset.decode_label.encode, dataset.palette)
     num_images = 0
-    for batch in tqdm(loader, desc="evaluate", dynamic_ncols=True,
+    for batch in tqdm(loader, desc=f"evaluate {mode_name(scales, flip, crop_size)}", dynamic_ncols=True,
                       disable=not (progress and distributed.is_main_process())):
         images = batch["image"].to(device, non_blocking=True)
         labels = batch["label"].to(device, non_blocking=True)
         pred = predict(model, images, num_classes, out_size=labels.shape[-2:], scales=scales, flip=flip,
-                       crop_size=crop_size, crop_stride=crop_stride)
+                       crop_size=crop_size, crop_stride=crop_stride, protocol=protocol)
         matrix.update(pred, labels)
         num_images += len(images)
         if writer:
@@ -96,30 +97,50 @@ def mode_name(scales, flip, crop_size):
     return ("ms" if multi else "ss") + ("c" if crop_size else "") + ("f" if flip else "")
 
 
+def mode_settings(mode, eval_cfg):
+    """``evaluate`` keyword arguments of a mode name under ``eval_cfg``: its scales, crop size
+    and protocol."""
+    multi_scale, crop, flip = parse_mode(mode)
+    return {"scales": tuple(eval_cfg.scales) if multi_scale else (1.0,), "flip": flip,
+            "crop_size": tuple(eval_cfg.crop_size) if crop else None, "crop_stride": None,
+            "protocol": eval_cfg.protocol}
+
+
 def format_scores(result, class_names):
     """A per-class table followed by the means, as text."""
     rows = [[name, _pct(iou), _pct(acc)] for name, iou, acc in zip(class_names, result["iou"], result["acc"])]
     table = tabulate(rows, headers=["class", "IoU", "Acc"], tablefmt="github", floatfmt=".2f")
-    summary = tabulate([[_pct(result["miou"]), _pct(result["macc"]), _pct(result["aacc"])]],
-                       headers=["mIoU", "mAcc", "aAcc"], tablefmt="github", floatfmt=".2f")
+    summary = tabulate([[_pct(result[key]) for key in ("miou", "fwiou", "macc", "aacc")]],
+                       headers=["mIoU", "fwIoU", "mAcc", "aAcc"], tablefmt="github", floatfmt=".2f")
     return f"{table}\n\n{summary}"
 
 
-def scores_to_json(result, class_names, path, **settings):
-    """Write the scores (fractions in [0, 1]; NaN as null) and the evaluation settings."""
+def format_mode_table(results, class_names):
+    """Several modes side by side, as the reference prints them: per-class IoU, then the means."""
+    modes = list(results)
+    rows = [[name] + [_pct(results[m]["iou"][c]) for m in modes] for c, name in enumerate(class_names)]
+    rows.append([None] * (len(modes) + 1))
+    for key, title in (("miou", "mIoU"), ("fwiou", "fwIoU"), ("macc", "mAcc"), ("aacc", "aAcc")):
+        rows.append([title] + [_pct(results[m][key]) for m in modes])
+    return tabulate(rows, headers=["IoU"] + modes, tablefmt="github", floatfmt=".2f", missingval="")
+
+
+def result_to_dict(result, class_names, **settings):
+    """The scores as plain types (fractions in [0, 1]; NaN as None) with the evaluation settings."""
     def number(value):
         return None if not math.isfinite(value) else float(value)
 
-    data = {
+    return {
         **settings,
         "num_images": result.get("num_images"),
-        "miou": number(result["miou"]),
-        "macc": number(result["macc"]),
-        "aacc": number(result["aacc"]),
-        "per_class": {name: {"iou": number(iou), "acc": number(acc)}
-                      for name, iou, acc in zip(class_names, result["iou"], result["acc"])},
+        **{key: number(result[key]) for key in ("miou", "fwiou", "macc", "mf1", "aacc")},
+        "per_class": {name: {"iou": number(iou), "acc": number(acc), "f1": number(f1)}
+                      for name, iou, acc, f1 in zip(class_names, result["iou"], result["acc"], result["f1"])},
         "confusion_matrix": result["confusion_matrix"].tolist(),
     }
+
+
+def write_json(data, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(data, f, indent=2)
@@ -129,11 +150,47 @@ def _pct(value):
     return float("nan") if not np.isfinite(value) else 100.0 * float(value)
 
 
-def evaluate_weights(cfg, weights, device, scales=(1.0,), flip=False, crop_size=None, crop_stride=None,
-                     save_pred_dir=None, json_path=None, fast=False, progress=True):
-    """Load ``weights`` into the model of ``cfg``, evaluate on the validation split (sharing the
-    images out over the processes of the current process group, if any), print the table on
-    the main process, and optionally save predictions and a JSON file. Returns the scores."""
+def evaluate_modes(cfg, model, device, modes, save_pred_dir=None, progress=True):
+    """Evaluate ``model`` on the validation split of ``cfg`` in each of ``modes`` (dicts of
+    ``evaluate`` keyword arguments, named by ``mode_name``), the images shared out over the
+    processes of the current process group, if any. Returns ``{mode name: scores}``."""
+    loader = build_eval_loader(cfg, distributed.get_rank(), distributed.get_world_size())
+    results = {}
+    for settings in modes:
+        name = mode_name(settings["scales"], settings["flip"], settings["crop_size"])
+        results[name] = evaluate(model, loader, cfg.model.num_classes, device, cfg.data.ignore_index, **settings,
+                                 save_pred_dir=save_pred_dir if len(modes) == 1 else None, progress=progress)
+    return results
+
+
+def report(results, modes, class_names, fast=False, json_path=None, **json_settings):
+    """Print each mode's settings and its table (several modes: one table side by side, as the
+    reference does), and write them to ``json_path``; main process only."""
+    if not distributed.is_main_process():
+        return
+    for name, settings in zip(results, modes):
+        crop = settings["crop_size"]
+        print(f"{name}: scales {list(settings['scales'])}, flip {settings['flip']}, crop {list(crop) if crop else None}, "
+              f"protocol {settings['protocol']}, {results[name]['num_images']} images, "
+              f"{distributed.get_world_size()} process(es){', fast inference' if fast else ''}")
+    if len(results) == 1:
+        print(format_scores(next(iter(results.values())), class_names))
+    else:
+        print(format_mode_table(results, class_names))
+    if json_path:
+        entries = {name: result_to_dict(results[name], class_names, mode=name, **_plain(settings), **json_settings)
+                   for name, settings in zip(results, modes)}
+        write_json(next(iter(entries.values())) if len(entries) == 1 else {"modes": entries}, json_path)
+
+
+def _plain(settings):
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()}
+
+
+def evaluate_weights(cfg, weights, device, modes, save_pred_dir=None, json_path=None, fast=False, progress=True):
+    """Load ``weights`` into the model of ``cfg``, evaluate it in each of ``modes`` (see
+    ``evaluate_modes``), print the results on the main process, and optionally save the
+    predictions (one mode) and a JSON file. Returns ``{mode name: scores}``."""
     model = build_model(cfg)
     load_weights(model, weights)
     model.to(device).eval()
@@ -141,19 +198,8 @@ def evaluate_weights(cfg, weights, device, scales=(1.0,), flip=False, crop_size=
         from bisenet.deploy import make_fast
 
         model = make_fast(model, device)
-    loader = build_eval_loader(cfg, distributed.get_rank(), distributed.get_world_size())
-    result = evaluate(model, loader, cfg.model.num_classes, device, cfg.data.ignore_index, scales=scales, flip=flip,
-                      crop_size=crop_size, crop_stride=crop_stride, save_pred_dir=save_pred_dir, progress=progress)
-    if distributed.is_main_process():
-        names = cfg.data.class_names
-        mode = mode_name(scales, flip, crop_size)
-        print(f"{mode}: scales {list(scales)}, flip {flip}, crop {crop_size}, {result['num_images']} images, "
-              f"{distributed.get_world_size()} process(es){', fast inference' if fast else ''}")
-        print(format_scores(result, names))
-        if json_path:
-            scores_to_json(result, names, json_path, mode=mode, weights=weights, scales=list(scales), flip=flip,
-                           crop_size=list(crop_size) if crop_size else None,
-                           crop_stride=list(crop_stride) if crop_stride else None)
-        if save_pred_dir:
-            print(f"predictions: {save_pred_dir}/labelIds (labelIds, official format), {save_pred_dir}/color")
-    return result
+    results = evaluate_modes(cfg, model, device, modes, save_pred_dir, progress)
+    report(results, modes, cfg.data.class_names, fast, json_path, weights=weights)
+    if save_pred_dir and distributed.is_main_process():
+        print(f"predictions: {save_pred_dir}/labelIds (labelIds, official format), {save_pred_dir}/color")
+    return results

@@ -18,7 +18,7 @@ from bisenet import distributed
 from bisenet.checkpoint import (capture_rng_state, list_checkpoints, load_checkpoint, load_for_finetune,
                                 load_latest_checkpoint, restore_rng_state, save_checkpoint)
 from bisenet.data import build_eval_loader, build_train_loader
-from bisenet.engine.evaluator import evaluate, format_scores
+from bisenet.engine.evaluator import evaluate, evaluate_modes, mode_settings, report
 from bisenet.engine.logs import RunLog
 from bisenet.losses import OhemCrossEntropy
 from bisenet.lr_scheduler import WarmupPolyLR
@@ -261,7 +261,7 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
                          f"eta {bar.format_interval((cfg.train.max_iters - done) * cfg.train.batch_size / speed)}")
             if eval_loader is not None and done % cfg.train.eval_interval == 0:
                 result = evaluate(model, eval_loader, cfg.model.num_classes, device, cfg.data.ignore_index,
-                                  progress=False)
+                                  protocol=cfg.eval.protocol, progress=False)
                 log.record(iteration=done, miou=result["miou"], macc=result["macc"], aacc=result["aacc"])
                 log.info(f"iter {done} val mIoU {100 * result['miou']:.2f}")
                 if is_main and (best_miou is None or result["miou"] > best_miou):
@@ -291,10 +291,10 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
 
 
 def evaluate_after_training(cfg, model, device=None, progress=True):
-    """Single-scale scores on the validation split, printed as a table."""
+    """The validation scores in each of ``eval.final_modes``, printed as the reference does
+    (one table, the modes side by side). Returns ``{mode name: scores}``."""
     device = device if isinstance(device, torch.device) else distributed.resolve_device(device)
-    loader = build_eval_loader(cfg, distributed.get_rank(), distributed.get_world_size())
-    result = evaluate(model, loader, cfg.model.num_classes, device, cfg.data.ignore_index, progress=progress)
-    if distributed.is_main_process():
-        print(format_scores(result, cfg.data.class_names))
-    return result
+    modes = [mode_settings(name, cfg.eval) for name in cfg.eval.final_modes]
+    results = evaluate_modes(cfg, model, device, modes, progress=progress)
+    report(results, modes, cfg.data.class_names)
+    return results
