@@ -181,3 +181,15 @@ def convert_coincheung(state, model):
 
 
 CONVERTERS["coincheung"] = convert_coincheung
+
+# The classifier of each architecture, whose first dimension is the class count.
+CLASSIFIERS = {"bisenetv1": "conv_out.conv_out.weight", "bisenetv2": "head.conv_out.1.weight"}
+
+
+def detect_architecture(state, source="the checkpoint"):
+    """``(model name, num_classes)`` of a CoinCheung/BiSeNet (or our) state dict, from its keys."""
+    for name, classifier in CLASSIFIERS.items():
+        if classifier in state and state[classifier].ndim == 4:
+            return name, int(state[classifier].shape[0])
+    raise CheckpointError(f"{source} is neither a BiSeNetV1 nor a BiSeNetV2 state dict (no {' or '.join(CLASSIFIERS.values())}); "
+                          f"its first keys: {', '.join(list(state)[:5])}")

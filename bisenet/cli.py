@@ -7,24 +7,35 @@ import sys
 from bisenet.checkpoint import CheckpointError
 from bisenet.config import ConfigError, load_config
 from bisenet.data.io import DatasetError, describe
+from bisenet.weights import PUBLISHED, config_path, fetch
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def config_parser(description, positionals=(), default_config="configs/bisenetv1_city.py"):
     """A parser with ``--config`` and trailing ``KEY=VALUE`` overrides; ``positionals`` are
     (name, help) pairs that come before the overrides. Parse with ``parse_intermixed_args`` so
-    options and overrides may come in any order."""
-    parser = argparse.ArgumentParser(description=description)
+    options and overrides may come in any order. Without ``--config``, published ``--weights``
+    bring their own config, else ``default_config`` is used."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, text in positionals:
         parser.add_argument(name, help=text)
-    parser.add_argument("--config", default=default_config, help="config file (default: %(default)s)")
+    parser.add_argument("--config", help=f"config file (default: {default_config}, or that of published --weights)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config fields to override, e.g. train.max_iters=1000 data.root=/data/cityscapes")
+    parser.set_defaults(default_config=default_config)
     return parser
 
 
 def load_config_or_exit(args):
+    path = args.config
+    if path is None:
+        named = PUBLISHED.get(getattr(args, "weights", None) or "")
+        path = config_path(named) if named and named.config else getattr(args, "default_config", None)
+    if path and not os.path.isfile(path) and os.path.isfile(os.path.join(REPO_ROOT, path)):
+        path = os.path.join(REPO_ROOT, path)  # configs/... from outside the checkout
     try:
-        return load_config(args.config, args.overrides)
+        return load_config(path, args.overrides)
     except ConfigError as exc:
         sys.exit(f"error: {exc}")
 
@@ -42,10 +53,17 @@ def trained_model(cfg, weights):
 
 
 def default_weights(cfg, weights):
-    """``weights`` or, when not given, the final checkpoint of the config's training run."""
+    """The checkpoint to use: ``weights`` (a path, or a published name such as
+    coincheung/bisenetv1_city, fetched into torch's hub cache on first use) or, when not given,
+    the final checkpoint of the config's training run."""
+    if weights in PUBLISHED:
+        with user_errors():
+            return fetch(weights)
     path = weights or os.path.join(cfg.train.output_dir, "model_final.pth")
     if not os.path.isfile(path):
-        sys.exit(f"error: weights {path} not found; train first (tools/train.py) or pass --weights PATH")
+        published = ", ".join(name for name, entry in PUBLISHED.items() if entry.config)
+        sys.exit(f"error: weights {path} not found; train first (tools/train.py), pass --weights PATH, or a "
+                 f"published model by name ({published})")
     return path
 
 

@@ -25,8 +25,9 @@ class ConfigError(ValueError):
 class ModelConfig:
     name: str = "bisenetv1"
     num_classes: int = 19
-    # "" for random init, "imagenet" for torchvision's ImageNet weights (its cache, never a
-    # silent download), or a path to a torchvision ResNet-18 state dict.
+    # Where training starts the backbone from: "" for random init; "imagenet" for the published
+    # ImageNet weights in torch's hub cache (V1: torchvision's resnet18-f37072fd.pth; V2: the
+    # reference's backbone_v2.pth), never downloaded silently; or a path to such a file.
     backbone_weights: str = ""
 
 

@@ -1,10 +1,11 @@
 # BiSeNetV2 on Cityscapes: the published recipe, 150k iterations of 16 images (8 per GPU on 2
-# GPUs), trained from scratch. SyncBN is on, so multi-GPU training needs CUDA; on the CPU add
-# train.sync_bn=false.
+# GPUs), the detail and semantic branches starting from the reference's ImageNet-pretrained
+# backbone_v2.pth (python tools/download_weights.py coincheung/backbone_v2). SyncBN is on, so
+# multi-GPU training needs CUDA; on the CPU add train.sync_bn=false.
 from bisenet.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
 
 cfg = Config(
-    model=ModelConfig(name="bisenetv2", num_classes=19, backbone_weights=""),
+    model=ModelConfig(name="bisenetv2", num_classes=19, backbone_weights="imagenet"),
     data=DataConfig(
         dataset="cityscapes",
         root="datasets/cityscapes",

@@ -1,5 +1,6 @@
 """BiSeNetV2 against the reference listing and forward, and through the tools by config alone."""
 import json
+import math
 import os
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bisenet.checkpoint import CheckpointError
 from bisenet.config import load_config
 from bisenet.deploy import fold_batchnorm
 from bisenet.models import build_model
@@ -129,11 +131,87 @@ def test_recipe():
     assert cfg.train.sync_bn and cfg.train.amp and cfg.train.weight_decay == 5e-4
 
 
+def backbone_file(path, drop=(), reshape=(), extra=()):
+    """A backbone_v2.pth in the reference's layout, random values of trained-like sizes with the
+    names and shapes of its state-dict listing; entries can be dropped, mis-shaped or added."""
+    generator = torch.Generator().manual_seed(0)
+    state = {"detail": {}, "segment": {}}
+    for name, shape in listing():
+        branch, key = name.split(".", 1)
+        if branch in state and name not in drop:
+            shape = [s + 1 for s in shape] if name in reshape else shape
+            uniform = torch.rand(shape, generator=generator)
+            if key.endswith("num_batches_tracked"):
+                value = torch.tensor(5)
+            elif len(shape) == 4:  # conv weights, Kaiming-sized
+                value = torch.randn(shape, generator=generator) * (2 / math.prod(shape[1:])) ** 0.5
+            elif key.endswith(("running_var", "weight")):
+                value = 0.5 + uniform
+            else:  # BN bias and running mean
+                value = 0.2 * (uniform - 0.5)
+            state[branch][key] = value
+    for name in extra:
+        branch, key = name.split(".", 1)
+        state[branch][key] = torch.zeros(1)
+    torch.save(state, path)
+    return state
+
+
+def v2_config(*overrides):
+    return load_config(os.path.join(REPO, "configs", "bisenetv2_city.py"), list(overrides))
+
+
+def test_config_starts_from_the_imagenet_backbone_from_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    state = backbone_file(tmp_path / "hub" / "checkpoints" / "backbone_v2.pth")
+    cfg = v2_config()
+    assert cfg.model.backbone_weights == "imagenet"
+    torch.manual_seed(0)
+    fresh = build_model(cfg).state_dict()
+    torch.manual_seed(0)
+    model = build_model(cfg, load_backbone=True)
+    loaded = model.state_dict()
+    for name, tensor in loaded.items():
+        branch, key = name.split(".", 1)
+        expected = state[branch][key] if branch in state else fresh[name]
+        assert torch.equal(tensor, expected), name
+    assert sum(len(v) for v in state.values()) == sum(1 for n in loaded if n.startswith(("detail.", "segment.")))
+
+
+def test_backbone_mismatch_lists_every_key(tmp_path):
+    path = tmp_path / "backbone_v2.pth"
+    backbone_file(path, drop=["segment.S3.0.conv1.conv.weight"], reshape=["detail.S1.0.conv.weight"],
+                  extra=["segment.extra.weight"])
+    with pytest.raises(CheckpointError) as error:
+        build_model(v2_config(f"model.backbone_weights={path}"), load_backbone=True)
+    message = str(error.value)
+    for text in ("S3.0.conv1.conv.weight", "S1.0.conv.weight", "extra.weight", "detail:", "segment:"):
+        assert text in message
+    torch.save({"detail": {}}, path)
+    with pytest.raises(CheckpointError, match="expected the branches"):
+        build_model(v2_config(f"model.backbone_weights={path}"), load_backbone=True)
+
+
+def test_training_without_the_backbone_stops_at_start_saying_where_to_get_it(synthetic_root, tmp_path):
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / "torch"))
+    result = run_tool("train.py", "--config", "configs/bisenetv2_city.py", f"data.root={synthetic_root}",
+                      f"train.output_dir={tmp_path / 'run'}", "train.sync_bn=false", "--device", "cpu", env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    for text in ("backbone_v2.pth", "download_weights.py coincheung/backbone_v2", str(tmp_path / "torch"),
+                 "https://github.com/CoinCheung/BiSeNet/releases/download/0.0.0/backbone_v2.pth",
+                 "model.backbone_weights= (empty)"):
+        assert text in result.stderr, text
+    assert not (tmp_path / "run" / "model_final.pth").exists()
+
+
 def test_trains_evaluates_and_exports_by_config(synthetic_root, tmp_path):
+    backbone_file(tmp_path / "backbone_v2.pth")
     common = ["--config", "configs/bisenetv2_city.py", f"data.root={synthetic_root}", f"train.output_dir={tmp_path}",
               "data.crop_size=[64,64]", "data.num_workers=0", "eval.num_workers=0", "eval.batch_size=1"]
     result = run_tool("train.py", *common, "train.sync_bn=false", "train.amp=false", "train.max_iters=2",
-                      "train.batch_size=2", "train.warmup_iters=1", "--no-eval")
+                      "train.batch_size=2", "train.warmup_iters=1", f"model.backbone_weights={tmp_path}/backbone_v2.pth",
+                      "--no-eval")
     assert result.returncode == 0, result.stderr
     result = run_tool("evaluate.py", *common, "--flip")
     assert result.returncode == 0, result.stderr

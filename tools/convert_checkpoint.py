@@ -1,29 +1,39 @@
-"""Convert another implementation's checkpoint: python tools/convert_checkpoint.py --from coincheung SRC DST"""
+"""Convert another implementation's checkpoint to ours.
+
+  python tools/convert_checkpoint.py --from coincheung SRC DST [--config CONFIG]
+
+The architecture (BiSeNetV1 or V2) and the class count are read from the checkpoint's keys; the
+matching published config is stored with the weights, or --config's, which must build that model.
+"""
 import argparse
 import sys
 
 from bisenet.checkpoint import CONVERTERS, CheckpointError, read_state_dict, save_checkpoint
-from bisenet.config import load_config
-from bisenet.models import build_model
+from bisenet.cli import load_config_or_exit, user_errors
+from bisenet.weights import convert_reference
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--from", dest="source_format", required=True, choices=sorted(CONVERTERS))
-    parser.add_argument("--config", default="configs/bisenetv1_city.py", help="config of the target model")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="source_format", required=True, choices=sorted(CONVERTERS),
+                        help="the implementation that saved SRC (coincheung: CoinCheung/BiSeNet)")
+    parser.add_argument("--config", help="config of the target model (default: found from the checkpoint)")
     parser.add_argument("src", help="checkpoint to convert")
     parser.add_argument("dst", help="where to write the converted checkpoint")
     args = parser.parse_args()
-    cfg = load_config(args.config)
-    model = build_model(cfg)
-    try:
-        state, notes = CONVERTERS[args.source_format](read_state_dict(args.src), model)
-    except (CheckpointError, FileNotFoundError) as exc:
-        sys.exit(f"error: {args.src}: {exc}")  # names the source: the converter's messages do not
-    for note in notes:
-        print(f"note: {note}")
-    save_checkpoint({"model": state, "config": cfg.to_dict(), "converted_from": args.source_format}, args.dst)
-    print(f"converted {len(state)} entries from {args.src} to {args.dst}")
+    args.overrides = []
+    cfg = load_config_or_exit(args) if args.config else None
+    with user_errors():
+        try:
+            state, notes, cfg = convert_reference(read_state_dict(args.src), args.src, cfg)
+        except CheckpointError as exc:
+            message = str(exc)  # always name the source: not every converter message does
+            sys.exit(f"error: {message if args.src in message else f'{args.src}: {message}'}")
+        for note in notes:
+            print(f"note: {note}")
+        save_checkpoint({"model": state, "config": cfg.to_dict(), "converted_from": args.source_format}, args.dst)
+    print(f"converted {len(state)} entries ({cfg.model.name}, {cfg.model.num_classes} classes) from {args.src} "
+          f"to {args.dst}")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,9 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
         raise TrainingError(f"train.batch_size={cfg.train.batch_size} (images per step, all processes together) "
                             f"does not divide over {world_size} processes; choose a multiple of {world_size}")
 
+    if cfg.train.sync_bn and device.type != "cuda":
+        raise TrainingError("train.sync_bn=true needs CUDA GPUs (SyncBatchNorm runs over NCCL); "
+                            "set train.sync_bn=false on the CPU")
     done_before = finished_iteration(output_dir)
     if done_before is not None and done_before >= cfg.train.max_iters:
         if is_main:
@@ -158,9 +161,6 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
             if is_main:
                 print(line)
     if cfg.train.sync_bn:
-        if device.type != "cuda":
-            raise TrainingError("train.sync_bn=true needs CUDA GPUs (SyncBatchNorm runs over NCCL); "
-                                "set train.sync_bn=false on the CPU")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)

@@ -4,6 +4,9 @@ import os
 import torch
 import torch.nn as nn
 
+from bisenet.checkpoint import CheckpointError, compare_state_dicts, format_mismatch
+from bisenet.weights import hub_checkpoint_path
+
 TORCHVISION_HINT = (
     "Get the ImageNet ResNet-18 weights on a machine with internet access, e.g.\n"
     "  python -c \"import torchvision; torchvision.models.resnet18(weights='IMAGENET1K_V1')\"\n"
@@ -69,16 +72,19 @@ class ResNet18(nn.Module):
         if source == "imagenet":
             from torchvision.models import ResNet18_Weights
 
-            url = ResNet18_Weights.IMAGENET1K_V1.url
-            path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
+            path = hub_checkpoint_path(os.path.basename(ResNet18_Weights.IMAGENET1K_V1.url))
         else:
             path = os.path.expanduser(source)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"ImageNet backbone weights not found at {path}.\n{TORCHVISION_HINT}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"cannot read {path} as a PyTorch file: {exc}") from exc
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path} is not a torchvision ResNet-18 state dict")
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"{path} is not a torchvision ResNet-18 state dict: missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
+        report = format_mismatch(*compare_state_dicts(self.state_dict(), state))
+        if report:
+            raise CheckpointError(f"{path} is not a torchvision ResNet-18 state dict:\n{report}")
+        self.load_state_dict(state, strict=True)

@@ -1,0 +1,137 @@
+"""Published weights by name: where they are, how they score, and fetching them into torch's hub
+cache (the only code here that touches the network, and only when a name is asked for).
+
+``--weights coincheung/bisenetv1_city`` downloads the reference implementation's released file
+once (``torch.hub.download_url_to_file``: progress bar, a ``.partial`` file moved into place only
+when complete, so an interrupted download is simply run again), converts it to our format and
+caches the result beside it. ``BISENET_WEIGHTS_MIRROR`` replaces the release URL's folder (a
+local mirror, or a server in the tests).
+"""
+import os
+import urllib.error
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import torch
+
+from bisenet.checkpoint import CONVERTERS, CheckpointError, read_state_dict, save_checkpoint
+
+RELEASE_URL = "https://github.com/CoinCheung/BiSeNet/releases/download/0.0.0/"
+MIRROR_VARIABLE = "BISENET_WEIGHTS_MIRROR"
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+class WeightsError(CheckpointError):
+    """Published weights that cannot be had; the message names the URL and where to put the file."""
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    name: str
+    filename: str  # in the release folder and in the hub cache
+    description: str
+    config: Optional[str] = None  # in configs/; None for a backbone
+    # mIoU (%) on Cityscapes val as published, by evaluation mode.
+    published_miou: Dict[str, float] = field(default_factory=dict)
+
+
+PUBLISHED = {w.name: w for w in (
+    PublishedWeights("coincheung/bisenetv1_city", "model_final_v1_city_new.pth",
+                     "BiSeNetV1 (ResNet-18), Cityscapes, 19 classes", "bisenetv1_city.py",
+                     {"ss": 75.44, "ssc": 76.94, "msf": 77.45, "mscf": 78.86}),
+    PublishedWeights("coincheung/bisenetv2_city", "model_final_v2_city.pth",
+                     "BiSeNetV2, Cityscapes, 19 classes", "bisenetv2_city.py",
+                     {"ss": 74.95, "ssc": 75.58, "msf": 76.53, "mscf": 77.08}),
+    PublishedWeights("coincheung/backbone_v2", "backbone_v2.pth",
+                     "BiSeNetV2's ImageNet-pretrained detail and semantic branches (model.backbone_weights)"),
+)}
+
+
+def hub_checkpoint_path(filename):
+    """Where torch's hub machinery keeps ``filename``: ``$TORCH_HOME/hub/checkpoints``."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+
+
+def url_of(entry):
+    return (os.environ.get(MIRROR_VARIABLE) or RELEASE_URL).rstrip("/") + "/" + entry.filename
+
+
+def config_path(entry):
+    return os.path.join(CONFIG_DIR, entry.config) if entry.config else None
+
+
+def lookup(name):
+    if name not in PUBLISHED:
+        raise WeightsError(f"no published weights named {name!r}; known: {', '.join(PUBLISHED)}")
+    return PUBLISHED[name]
+
+
+def download(name, progress=True):
+    """The path of the published file ``name`` in the hub cache, downloaded if it is not there."""
+    entry = lookup(name)
+    path = hub_checkpoint_path(entry.filename)
+    if os.path.isfile(path):
+        return path
+    url = url_of(entry)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, path, progress=progress)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(f"cannot download {url} ({reason}). Without internet access, download it on another "
+                           f"machine and put it at {path}") from None
+    try:  # the hub's downloader accepts a connection that closes early: check the file is whole
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        os.remove(path)
+        raise WeightsError(f"the download of {url} is incomplete or damaged ({type(exc).__name__}) and was removed; "
+                           "run the command again") from None
+    return path
+
+
+def converted_path(name):
+    return hub_checkpoint_path(os.path.join("bisenet", name.replace("/", "_") + ".pth"))
+
+
+def fetch(name, progress=True):
+    """A checkpoint in our format for the published model ``name``: downloaded, converted and
+    cached on first use (the converted file sits in the hub cache's ``bisenet/`` folder)."""
+    entry = lookup(name)
+    if entry.config is None:
+        raise WeightsError(f"{name} is a backbone, not a whole model: use it as model.backbone_weights "
+                           f"(the config's 'imagenet' reads it from {hub_checkpoint_path(entry.filename)})")
+    target = converted_path(name)
+    source = download(name, progress)
+    if os.path.isfile(target) and os.path.getmtime(target) >= os.path.getmtime(source):
+        return target
+    state, _, cfg = convert_reference(read_state_dict(source), source)
+    save_checkpoint({"model": state, "config": cfg.to_dict(), "converted_from": url_of(entry)}, target)
+    return target
+
+
+def convert_reference(state, source, cfg=None):
+    """A CoinCheung/BiSeNet state dict -> ``(our state dict, notes, cfg)``. The architecture and
+    class count are read from the keys; ``cfg``, when given, must build that model, else the
+    published config for it is used (or the defaults with that model)."""
+    from bisenet.checkpoint import detect_architecture
+    from bisenet.config import Config, load_config
+    from bisenet.models import build_model
+
+    name, num_classes = detect_architecture(state, source)
+    if cfg is None:
+        for entry in PUBLISHED.values():
+            if entry.config and entry.config.startswith(f"{name}_"):
+                candidate = load_config(config_path(entry))
+                if candidate.model.num_classes == num_classes:
+                    cfg = candidate
+                    break
+        else:
+            cfg = Config()
+            cfg.model.name, cfg.model.num_classes = name, num_classes
+            cfg.data.class_names = tuple(f"class {i}" for i in range(num_classes))
+            cfg.data.palette, cfg.data.label_map = (), {}
+    elif (cfg.model.name, cfg.model.num_classes) != (name, num_classes):
+        raise CheckpointError(f"{source} holds a {name} with {num_classes} classes, but the config builds a "
+                              f"{cfg.model.name} with {cfg.model.num_classes}: pass the config of that model")
+    converted, notes = CONVERTERS["coincheung"](state, build_model(cfg))
+    return converted, notes, cfg
