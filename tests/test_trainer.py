@@ -1,4 +1,5 @@
 """Resuming, crash safety, NaN handling and fine-tuning of the training engine (one process)."""
+import functools
 import json
 import os
 
@@ -164,3 +165,96 @@ def test_finetune_with_another_class_count(cfg, tmp_path):
     model, _ = train(cfg, "cpu", finetune_from=str(tmp_path / "source.pth"), progress=False)
     log = open(os.path.join(cfg.train.output_dir, "log.txt")).read()
     assert "loaded 222 of 222 entries" in log
+
+
+class Overflowing(trainer_module.OhemCrossEntropy):
+    """The loss of the iterations in ``at`` (1-based) overflows; 3 outputs per iteration."""
+
+    at = ()
+    calls = 0
+
+    def forward(self, logits, labels):
+        Overflowing.calls += 1
+        loss = super().forward(logits, labels)
+        return loss * float("inf") if (Overflowing.calls - 1) // 3 + 1 in self.at else loss
+
+
+def fp16_on_the_cpu(cfg, monkeypatch, at):
+    monkeypatch.setattr(trainer_module, "OhemCrossEntropy", Overflowing)
+    monkeypatch.setattr(Overflowing, "at", at)
+    monkeypatch.setattr(Overflowing, "calls", 0)
+    cfg.train.amp, cfg.train.amp_dtype = True, "fp16"  # autocast and the gradient scaler work on the CPU
+    # A loss scale that this tiny model's gradients never overflow at, so that only the planted
+    # overflows skip steps (at the default 2**16 the scaler first searches downwards, skipping).
+    monkeypatch.setattr(torch.amp, "GradScaler", functools.partial(torch.amp.GradScaler, init_scale=1.0))
+    cfg.train.checkpoint_interval = 1
+    cfg.train.keep_checkpoints = 10
+
+
+def parameters(path):
+    names = {name for name, _ in BiSeNetV1(19).named_parameters()}
+    return {k: v for k, v in weights(path).items() if k in names}
+
+
+def test_fp16_overflow_skips_the_step_and_lowers_the_scale(cfg, monkeypatch):
+    fp16_on_the_cpu(cfg, monkeypatch, at={3})
+    model, final = train(cfg, "cpu", progress=False)
+    out = cfg.train.output_dir
+    assert load_checkpoint(final)["iteration"] == 6
+    # iteration 3's step was skipped: the parameters did not move; the others did
+    assert_same(parameters(f"{out}/checkpoint_000002.pth"), parameters(f"{out}/checkpoint_000003.pth"))
+    assert any(not torch.equal(a, b) for a, b in zip(parameters(f"{out}/checkpoint_000003.pth").values(),
+                                                      parameters(f"{out}/checkpoint_000004.pth").values()))
+    scales = [load_checkpoint(f"{out}/checkpoint_{i:06d}.pth")["scaler"]["scale"] for i in (2, 3)]
+    assert scales[1] == scales[0] / 2
+    log = open(f"{out}/log.txt").read()
+    assert f"iter 3: the loss overflowed in fp16; step skipped, loss scale {scales[0]:g} -> {scales[1]:g}" in log
+    notes = [json.loads(line) for line in open(f"{out}/metrics.jsonl") if "skipped_step" in line]
+    assert notes == [{"iteration": 3, "skipped_step": "the loss", "loss_scale": scales[1]}]
+
+
+def test_fp16_gradient_overflow_is_skipped_by_the_scaler_and_logged(cfg, monkeypatch):
+    fp16_on_the_cpu(cfg, monkeypatch, at=())
+    real_build = trainer_module.build_model
+    backward_calls = {"n": 0}
+
+    def build_with_an_overflowing_gradient(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+
+        def hook(grad):
+            backward_calls["n"] += 1
+            return grad * float("inf") if backward_calls["n"] == 2 else grad
+        model.sp.conv1.conv.weight.register_hook(hook)
+        return model
+
+    monkeypatch.setattr(trainer_module, "build_model", build_with_an_overflowing_gradient)
+    train(cfg, "cpu", progress=False)
+    out = cfg.train.output_dir
+    assert_same(parameters(f"{out}/checkpoint_000001.pth"), parameters(f"{out}/checkpoint_000002.pth"))
+    assert "iter 2: a gradient overflowed in fp16; step skipped" in open(f"{out}/log.txt").read()
+
+
+def test_fp16_stops_after_too_many_skips_in_a_row(cfg, monkeypatch):
+    fp16_on_the_cpu(cfg, monkeypatch, at={3, 4, 5})
+    cfg.train.max_consecutive_skips = 3
+    with pytest.raises(TrainingError, match=r"3 steps in a row overflowed in fp16 \(iterations 3-5"):
+        train(cfg, "cpu", progress=False)
+    assert not os.path.exists(os.path.join(cfg.train.output_dir, "model_final.pth"))
+
+
+def test_fp16_skips_in_a_row_are_counted_afresh_after_a_good_step(cfg, monkeypatch):
+    fp16_on_the_cpu(cfg, monkeypatch, at={2, 3, 5, 6})
+    cfg.train.max_consecutive_skips = 3
+    _, final = train(cfg, "cpu", progress=False)
+    assert load_checkpoint(final)["iteration"] == 6
+
+
+def test_fp16_at_the_default_scale_trains_through_its_first_overflows(cfg):
+    # GradScaler starts at 2**16, which overflows this model's gradients: the first steps are
+    # skipped while the scale halves, then training goes on, as with the reference.
+    cfg.train.amp, cfg.train.amp_dtype = True, "fp16"
+    model, final = train(cfg, "cpu", progress=False)
+    skips = [json.loads(line) for line in open(os.path.join(cfg.train.output_dir, "metrics.jsonl"))
+             if "skipped_step" in line]
+    assert 0 < len(skips) < 6 and load_checkpoint(final)["iteration"] == 6
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -39,7 +39,10 @@ def read_metrics(path):
             if not line:
                 continue
             record = json.loads(line)
-            (evals if "miou" in record else train)[record["iteration"]] = record
+            if "miou" in record:
+                evals[record["iteration"]] = record
+            elif "loss" in record:  # not the notes of skipped fp16 steps
+                train[record["iteration"]] = record
     return [train[k] for k in sorted(train)], [evals[k] for k in sorted(evals)]
 
 

@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -65,11 +66,14 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-def autocast_dtype(device, enabled):
-    """fp16 on CUDA (with a gradient scaler), bf16 on CPU; None when mixed precision is off."""
+def autocast_dtype(device, enabled, name="auto"):
+    """The autocast type of ``train.amp`` / ``train.amp_dtype``: "auto" is fp16 (with a gradient
+    scaler) on CUDA and bf16 on the CPU; None when mixed precision is off."""
     if not enabled:
         return None
-    return torch.float16 if device.type == "cuda" else torch.bfloat16
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
 def seed_everything(seed):
@@ -167,7 +171,7 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
     optimizer = build_optimizer(model, cfg.train)
     scheduler = WarmupPolyLR(optimizer, cfg.train.max_iters, cfg.train.warmup_iters, cfg.train.warmup_ratio,
                              cfg.train.poly_power)
-    amp_dtype = autocast_dtype(device, cfg.train.amp)
+    amp_dtype = autocast_dtype(device, cfg.train.amp, cfg.train.amp_dtype)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     start_iter, best_miou = 0, None
     if checkpoint is not None:
@@ -180,6 +184,8 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
             restore_rng_state(rng_states[rank])
         start_iter, best_miou = int(checkpoint["iteration"]), checkpoint.get("best_miou")
         log.info(f"resumed from {checkpoint_path} at iteration {start_iter}")
+    if scaler.is_enabled():
+        scaler.scale(torch.ones((), device=device))  # creates the scale tensor that a skipped step lowers
     criterion = OhemCrossEntropy(cfg.train.ohem_thresh, cfg.train.ohem_min_fraction, cfg.data.ignore_index)
     net = model
     if world_size > 1:
@@ -213,7 +219,7 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
     bar = tqdm(total=cfg.train.max_iters, initial=start_iter, desc="train", dynamic_ncols=True,
                disable=not (progress and is_main))
     window_start, window_images = time.perf_counter(), 0
-    skipped = []
+    skipped, skipped_steps = [], 0
     with StopRequest() as stop:
         for iteration in range(start_iter, cfg.train.max_iters):
             batch = next(batches)
@@ -233,18 +239,43 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
             if status[-3] > cfg.data.max_skipped_samples:
                 raise TrainingError(f"{int(status[-3])} bad samples were met, more than data.max_skipped_samples="
                                     f"{cfg.data.max_skipped_samples}" + "".join(f"\n  {e}" for e in skipped[:20]))
-            if status[-2] > 0:
+            non_finite = status[-2] > 0
+            if non_finite and not scaler.is_enabled():
                 raise TrainingError(
                     f"non-finite loss at iteration {iteration + 1} on {int(status[-2])} process(es), before the "
                     f"optimiser step (lr {lrs[0]:.3g}); the last good checkpoint is kept. Lower train.base_lr, "
                     "or check that every label is a class id or the ignore index.")
-            loss = losses[0] + cfg.train.aux_weight * losses[1:].sum()
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            scale = scaler.get_scale()
+            if non_finite:
+                # fp16 overflow in the forward pass: every process skips the step (the flag was
+                # summed over them) and the loss scale backs off, as the scaler would.
+                scaler.update(scale * scaler.get_backoff_factor())
+            else:
+                loss = losses[0] + cfg.train.aux_weight * losses[1:].sum()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)  # skipped by the scaler if a gradient overflowed
+                scaler.update()
+            with warnings.catch_warnings():
+                # A skipped first step makes torch warn that the schedule skips a value; ours is
+                # a function of the iteration and does not.
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()` before")
+                scheduler.step()
             done = iteration + 1
+            if scaler.is_enabled() and scaler.get_scale() < scale:
+                skipped_steps += 1
+                reason = "the loss" if non_finite else "a gradient"
+                log.info(f"iter {done}: {reason} overflowed in fp16; step skipped, loss scale {scale:g} -> "
+                         f"{scaler.get_scale():g} ({skipped_steps} in a row)")
+                log.record(iteration=done, skipped_step=reason, loss_scale=scaler.get_scale())
+                if skipped_steps >= cfg.train.max_consecutive_skips:
+                    raise TrainingError(
+                        f"{skipped_steps} steps in a row overflowed in fp16 (iterations {done - skipped_steps + 1}-"
+                        f"{done}; the loss scale fell to {scaler.get_scale():g}); the last good checkpoint is kept. "
+                        "Lower train.base_lr, check the labels, or train in bf16 (train.amp_dtype=bf16) or fp32 "
+                        "(train.amp=false).")
+            else:
+                skipped_steps = 0
             window_images += cfg.train.batch_size
             bar.update(1)
             if done % cfg.train.log_interval == 0 or done == cfg.train.max_iters or done == start_iter + 1:
