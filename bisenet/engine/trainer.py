@@ -6,6 +6,7 @@ step boundary.
 """
 import os
 import random
+import re
 import signal
 import time
 import warnings
@@ -259,7 +260,7 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
             with warnings.catch_warnings():
                 # A skipped first step makes torch warn that the schedule skips a value; ours is
                 # a function of the iteration and does not.
-                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step()` before")
+                warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
                 scheduler.step()
             done = iteration + 1
             if scaler.is_enabled() and scaler.get_scale() < scale:
