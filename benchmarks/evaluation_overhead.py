@@ -54,7 +54,7 @@ def main():
     with torch.no_grad():  # warm-up pass, not counted
         model.model(torch.randn(1, 3, *args.size, device=device))
     start = time.perf_counter()
-    evaluate(model, loader, 19, device, scales=cfg.eval.scales, flip=True, progress=False)
+    evaluate(model, loader, 19, device, scales=cfg.eval.scales, flip=True, protocol=cfg.eval.protocol, progress=False)
     wall = time.perf_counter() - start
     print(f"{args.images} images of {args.size[0]}x{args.size[1]}, {model.passes} forward passes, {device}, "
           f"{torch.get_num_threads()} threads")

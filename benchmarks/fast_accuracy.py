@@ -31,7 +31,8 @@ def main():
     pixels = 0
     with torch.no_grad():
         for batch in build_eval_loader(cfg):
-            preds = {name: predict(m, batch["image"], cfg.model.num_classes) for name, m in variants.items()}
+            preds = {name: predict(m, batch["image"], cfg.model.num_classes, protocol=cfg.eval.protocol)
+                     for name, m in variants.items()}
             pixels += preds["eager fp32"].numel()
             for name, pred in preds.items():
                 agree[name] += int((pred == preds["eager fp32"]).sum())

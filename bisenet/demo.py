@@ -36,13 +36,14 @@ class Segmenter:
             model = make_fast(model, self.device)
         self.model = model
         self.num_classes = cfg.model.num_classes
+        self.protocol = cfg.eval.protocol  # the same single-scale prediction as evaluation's
         self.transform = build_eval_transform(cfg.data)
         self.palette = cfg.data.palette or generated_palette(cfg.model.num_classes)
 
     def __call__(self, image):
         """Train-id map (HxW uint8) of an RGB uint8 image."""
         tensor, _ = self.transform(image, np.zeros(image.shape[:2], np.uint8))
-        pred = predict(self.model, tensor[None].to(self.device), self.num_classes)
+        pred = predict(self.model, tensor[None].to(self.device), self.num_classes, protocol=self.protocol)
         return pred[0].cpu().numpy().astype(np.uint8)
 
     def color_and_overlay(self, image):
