@@ -1,4 +1,5 @@
-"""Training-step time of BiSeNetV1 on this machine (forward, OHEM losses, backward, SGD step).
+"""Training-step time of BiSeNetV1 on this machine: the training loop's ``train_step`` (forward,
+OHEM losses, the status all-reduce, backward, SGD step, schedule).
 
   python benchmarks/train_step.py [--batch 2] [--crop 512 512] [--threads 2] [--steps 5]
 
@@ -11,32 +12,21 @@ import time
 import torch
 
 from bisenet.config import load_config
-from bisenet.engine.trainer import autocast_dtype
-from bisenet.losses import OhemCrossEntropy
-from bisenet.models import build_model
-from bisenet.optim import build_optimizer
+from bisenet.engine.trainer import autocast_dtype, build_run, train_step
 
 
 def step_times(cfg, device, amp, batch, crop, steps, warmup=2):
-    torch.manual_seed(0)
-    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model = build_model(cfg).to(device, memory_format=memory_format).train()
-    optimizer = build_optimizer(model, cfg.train)
-    criterion = OhemCrossEntropy()
-    dtype = autocast_dtype(device, amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    images = torch.randn(batch, 3, *crop, device=device).contiguous(memory_format=memory_format)
-    labels = torch.randint(0, 19, (batch, *crop), device=device)
+    """Median seconds of ``train_step``, the training loop's own step, on random data."""
+    cfg.train.amp = amp
+    cfg.model.backbone_weights = ""  # timing does not need the ImageNet weights
+    run = build_run(cfg, device)
+    run.net.train()
+    images = torch.randn(batch, 3, *crop)
+    labels = torch.randint(0, 19, (batch, *crop))
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            outputs = model(images)
-        loss = sum(criterion(o, labels) for o in outputs)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        train_step(run, images, labels)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if i >= warmup:

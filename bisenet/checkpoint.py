@@ -1,7 +1,9 @@
 """Checkpoints: atomic save, strict load with a readable report, and converters."""
+import errno
 import os
 import random
 import re
+import shutil
 import tempfile
 import warnings
 
@@ -16,21 +18,87 @@ class CheckpointError(RuntimeError):
     """A checkpoint that does not fit the model; the message lists every mismatch."""
 
 
+class DiskFullError(CheckpointError):
+    """The disk filled up while a checkpoint was written; the file being replaced is intact."""
+
+    def __init__(self, message, size_mb):
+        super().__init__(message)
+        self.size_mb = size_mb
+
+
+TEMP_PREFIX = ".tmp-"
+TEMP_PATTERN = re.compile(r"^\.tmp-(?:(\d+)-)?.*\.pth$")
+
+
 def save_checkpoint(state, path):
-    """Write ``state`` to ``path`` atomically: a crash mid-write leaves the old file intact."""
+    """Write ``state`` to ``path`` atomically: a crash mid-write leaves the old file intact.
+
+    The temporary file beside it carries the writer's PID, so a later run can tell an abandoned
+    one (``remove_stale_temp_files``). A full disk raises ``DiskFullError``."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pth", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".pth", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if _out_of_space(exc, directory):
+            size_mb = _tensor_bytes(state) / 2**20
+            raise DiskFullError(f"no space left on {_mount_point(directory)} while writing {path} (about "
+                                f"{size_mb:.0f} MB needed)", size_mb) from None
         raise
+
+
+def _out_of_space(exc, directory):
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    # torch's zip writer reports a failed write as a RuntimeError ("file write failed").
+    return isinstance(exc, RuntimeError) and "write" in str(exc) and shutil.disk_usage(directory).free < 2**26
+
+
+def _tensor_bytes(obj):
+    if torch.is_tensor(obj):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _mount_point(path):
+    path = os.path.abspath(path)
+    while not os.path.ismount(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def remove_stale_temp_files(directory):
+    """Delete the temporary files of checkpoint writers that are no longer running (a SIGKILL
+    mid-save); returns their paths."""
+    removed = []
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        match = TEMP_PATTERN.match(name)
+        if match and not (match.group(1) and process_alive(int(match.group(1)))):
+            os.remove(os.path.join(directory, name))
+            removed.append(os.path.join(directory, name))
+    return removed
+
+
+def process_alive(pid):
+    """Whether a process with this PID runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_state_dict(path):
@@ -121,18 +189,65 @@ def load_checkpoint(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def describe_unreadable(path, exc):
+    """Why ``path`` could not be loaded, in words: empty, truncated, text, or another format."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        return "it is empty (0 bytes)"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is truncated or damaged (an interrupted copy or a full disk?)"
+    try:
+        head.decode("utf-8")
+        return "it is a text file, not a PyTorch checkpoint"
+    except UnicodeDecodeError:
+        return f"it is not a PyTorch checkpoint ({type(exc).__name__})"
+
+
+WEIGHTS_ONLY = "it holds model weights without the training state (optimiser, iteration)"
+
+
+def _read_training_checkpoint(path):
+    """``(checkpoint, None)``, or ``(None, why it cannot be resumed from)``."""
+    if not os.path.isfile(path):
+        return None, "no such file"
+    try:
+        checkpoint = load_checkpoint(path)
+    except Exception as exc:
+        return None, describe_unreadable(path, exc)
+    if not isinstance(checkpoint, dict) or "iteration" not in checkpoint or "optimizer" not in checkpoint:
+        return None, WEIGHTS_ONLY
+    return checkpoint, None
+
+
+def load_training_checkpoint(path):
+    """A checkpoint to resume from, or ``CheckpointError`` saying what ``path`` is instead and
+    what to do: a missing, damaged or foreign file, or weights without the training state."""
+    checkpoint, problem = _read_training_checkpoint(path)
+    if problem == WEIGHTS_ONLY:
+        raise CheckpointError(f"cannot resume from {path}: {problem}, like model_final.pth or a converted model. "
+                              f"To train on from these weights, start a new run with --finetune-from {path}")
+    if problem:
+        raise CheckpointError(f"cannot resume from {path}: {problem}. Resume from another checkpoint "
+                              "(--resume CKPT) or start a new run in another train.output_dir")
+    return checkpoint
+
+
 def load_latest_checkpoint(output_dir):
-    """``(path, checkpoint)`` of the newest readable checkpoint, or ``(None, None)``. A file that
-    cannot be read (a crash mid-copy, a full disk) is skipped with a warning."""
+    """``(path, checkpoint)`` of the newest readable checkpoint, or ``(None, None)`` when there
+    is none. A file that cannot be read (a crash mid-copy, a full disk) is skipped with a
+    warning; if every one is unreadable, ``CheckpointError`` lists them."""
+    unreadable = []
     for path in reversed(list_checkpoints(output_dir)):
-        try:
-            checkpoint = load_checkpoint(path)
-            if isinstance(checkpoint, dict) and "iteration" in checkpoint and "model" in checkpoint:
-                return path, checkpoint
-            raise ValueError("not a training checkpoint")
-        except Exception as exc:  # a truncated zip raises RuntimeError, others OSError/ValueError
-            warnings.warn(f"skipping unreadable checkpoint {path} ({type(exc).__name__}: {exc}); "
-                          "trying the previous one")
+        checkpoint, problem = _read_training_checkpoint(path)
+        if checkpoint is not None:
+            return path, checkpoint
+        warnings.warn(f"skipping {path}: {problem}; trying the previous one")
+        unreadable.append(f"{path}: {problem}")
+    if unreadable:
+        raise CheckpointError(f"none of the {len(unreadable)} checkpoint(s) in {output_dir} can be read:\n  "
+                              + "\n  ".join(unreadable) + "\nResume from a good copy with --resume CKPT, or set "
+                              "train.output_dir to a new folder to start again (the files are left as they are)")
     return None, None
 
 

@@ -12,12 +12,23 @@ from bisenet.weights import PUBLISHED, config_path, fetch
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+class ToolParser(argparse.ArgumentParser):
+    """The tools' argument parser: usage errors exit with 1, like every other bad input."""
+
+    def __init__(self, description, **kwargs):
+        super().__init__(description=description, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def config_parser(description, positionals=(), default_config="configs/bisenetv1_city.py"):
     """A parser with ``--config`` and trailing ``KEY=VALUE`` overrides; ``positionals`` are
     (name, help) pairs that come before the overrides. Parse with ``parse_intermixed_args`` so
     options and overrides may come in any order. Without ``--config``, published ``--weights``
     bring their own config, else ``default_config`` is used."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(description)
     for name, text in positionals:
         parser.add_argument(name, help=text)
     parser.add_argument("--config", help=f"config file (default: {default_config}, or that of published --weights)")
@@ -25,6 +36,17 @@ def config_parser(description, positionals=(), default_config="configs/bisenetv1
                         help="config fields to override, e.g. train.max_iters=1000 data.root=/data/cityscapes")
     parser.set_defaults(default_config=default_config)
     return parser
+
+
+def positive_int(text):
+    """argparse type: an integer of at least 1 (sizes, counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def load_config_or_exit(args):

@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import os
 import runpy
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
 
@@ -144,8 +145,13 @@ def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[
             raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. configs/bisenetv1_city.py)")
         try:
             namespace = runpy.run_path(path)
-        except TypeError as exc:  # dataclass constructors name the unknown keyword
-            raise ConfigError(f"{path}: {exc}") from exc
+        except SyntaxError as exc:
+            raise ConfigError(f"{path}:{exc.lineno}: SyntaxError: {exc.msg}") from None
+        except Exception as exc:  # an import error, a misspelt keyword (TypeError), ...
+            lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+                     if os.path.abspath(frame.filename) == os.path.abspath(path)]
+            where = f"{path}:{lines[-1]}" if lines else path
+            raise ConfigError(f"{where}: {type(exc).__name__}: {exc}") from None
         cfg = namespace.get("cfg")
         if not isinstance(cfg, Config):
             raise ConfigError(f"{path} must define `cfg = Config(...)` (bisenet.config.Config)")
@@ -167,6 +173,7 @@ def validate(cfg: Config) -> None:
         for f in dataclasses.fields(sub):
             key = f"{section.name}.{f.name}"
             setattr(sub, f.name, _coerce(getattr(sub, f.name), hints[f.name], key))
+    check_ranges(cfg)
     data, num_classes = cfg.data, cfg.model.num_classes
     if len(data.class_names) != num_classes:
         raise ConfigError(f"model.num_classes={num_classes} but data.class_names has {len(data.class_names)} "
@@ -191,6 +198,53 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"eval.final_modes: {exc}") from None
     if cfg.train.amp_dtype not in ("auto", "fp16", "bf16"):
         raise ConfigError(f"train.amp_dtype must be auto, fp16 or bf16, got {cfg.train.amp_dtype!r}")
+
+
+def check_ranges(cfg: Config) -> None:
+    """Values that type-check but cannot work, refused with the key and the valid range."""
+    from bisenet.models import MODELS
+
+    model, data, train, ev = cfg.model, cfg.data, cfg.train, cfg.eval
+
+    def need(ok, key, value, requirement):
+        if not ok:
+            raise ConfigError(f"{key}={value!r}: {requirement}")
+
+    need(model.name in MODELS, "model.name", model.name, f"choose one of {', '.join(sorted(MODELS))}")
+    need(model.num_classes >= 1, "model.num_classes", model.num_classes, "must be at least 1")
+    need(not 0 <= data.ignore_index < model.num_classes, "data.ignore_index", data.ignore_index,
+         f"is a class id (0-{model.num_classes - 1}), so that class would never be learned nor scored; use a "
+         "value outside the classes, e.g. 255")
+    for key, size in (("data.crop_size", data.crop_size), ("eval.crop_size", ev.crop_size)):
+        need(min(size) >= 1, key, list(size), "height and width must be at least 1 pixel")
+    need(0 < data.scale_range[0] <= data.scale_range[1], "data.scale_range", list(data.scale_range),
+         "must be [low, high] with 0 < low <= high")
+    for key, value in (("data.flip_prob", data.flip_prob), ("data.color_jitter", data.color_jitter),
+                       ("train.ohem_min_fraction", train.ohem_min_fraction)):
+        need(0 <= value <= 1, key, value, "must be between 0 and 1")
+    need(0 < train.ohem_thresh <= 1, "train.ohem_thresh", train.ohem_thresh, "is a probability: 0 < thresh <= 1")
+    need(0 < train.warmup_ratio <= 1, "train.warmup_ratio", train.warmup_ratio, "must be in (0, 1]")
+    need(0 <= train.momentum < 1, "train.momentum", train.momentum, "must be in [0, 1)")
+    need(train.base_lr > 0, "train.base_lr", train.base_lr, "must be positive")
+    for key, value in (("train.weight_decay", train.weight_decay), ("train.head_lr_multiplier", train.head_lr_multiplier),
+                       ("train.poly_power", train.poly_power), ("train.aux_weight", train.aux_weight)):
+        need(value >= 0, key, value, "must not be negative")
+    need(train.max_iters >= 1, "train.max_iters", train.max_iters, "must be at least 1")
+    need(0 <= train.warmup_iters < train.max_iters, "train.warmup_iters", train.warmup_iters,
+         f"must be at least 0 and less than train.max_iters={train.max_iters}")
+    need(train.batch_size >= 2, "train.batch_size", train.batch_size,
+         "must be at least 2 images per process: BatchNorm needs more than one value per channel")
+    for key, value in (("train.log_interval", train.log_interval),
+                       ("train.checkpoint_interval", train.checkpoint_interval),
+                       ("train.keep_checkpoints", train.keep_checkpoints),
+                       ("train.max_consecutive_skips", train.max_consecutive_skips),
+                       ("eval.batch_size", ev.batch_size)):
+        need(value >= 1, key, value, "must be at least 1")
+    for key, value in (("train.eval_interval", train.eval_interval), ("data.num_workers", data.num_workers),
+                       ("eval.num_workers", ev.num_workers), ("data.max_skipped_samples", data.max_skipped_samples)):
+        need(value >= 0, key, value, "must be 0 or more")
+    need(len(ev.scales) >= 1 and min(ev.scales) > 0, "eval.scales", list(ev.scales),
+         "must be one or more positive scales")
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:

@@ -56,13 +56,27 @@ def _write_rgb(path, rgb):
         raise OSError(f"could not write {path}")
 
 
+def output_stems(paths):
+    """The name each image's results are written under: its stem, or stem and extension
+    (``x_jpg``) where two images share a stem, so that no result overwrites another."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    shared = {stem for stem in stems if stems.count(stem) > 1}
+    names = [f"{stem}_{os.path.splitext(p)[1].lstrip('.').lower()}" if stem in shared else stem
+             for stem, p in zip(stems, paths)]
+    clashes = {n for n in names if names.count(n) > 1}
+    if clashes:
+        raise DatasetError(f"images {', '.join(p for p, n in zip(paths, names) if n in clashes)} would write results "
+                           "under the same name; segment them from separate folders")
+    return names
+
+
 def segment_images(segmenter, paths, out_dir, progress=True):
-    """``<stem>_color.png`` and ``<stem>_overlay.png`` for each image; returns the paths written."""
+    """``<name>_color.png`` and ``<name>_overlay.png`` for each image (see ``output_stems``);
+    returns the paths written."""
     os.makedirs(out_dir, exist_ok=True)
     written = []
-    for path in tqdm(paths, desc="demo", disable=not progress or len(paths) < 2):
+    for path, stem in tqdm(list(zip(paths, output_stems(paths))), desc="demo", disable=not progress or len(paths) < 2):
         image = read_image(path)
-        stem = os.path.splitext(os.path.basename(path))[0]
         for suffix, rgb in zip(("color", "overlay"), segmenter.color_and_overlay(image)):
             written.append(os.path.join(out_dir, f"{stem}_{suffix}.png"))
             _write_rgb(written[-1], rgb)

@@ -28,3 +28,11 @@ class WarmupPolyLR(LRScheduler):
     def get_lr(self):
         factor = lr_factor(self.last_epoch, self.max_iters, self.warmup_iters, self.warmup_ratio, self.power)
         return [base_lr * factor for base_lr in self.base_lrs]
+
+    def start_at(self, iteration):
+        """Continue the schedule at ``iteration``, as built (a resume): every group's LR becomes
+        this schedule's value there, whatever a checkpoint's optimiser state said."""
+        self.last_epoch = iteration
+        self._last_lr = self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            group["lr"] = lr

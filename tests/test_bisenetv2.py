@@ -223,6 +223,7 @@ def test_trains_evaluates_and_exports_by_config(synthetic_root, tmp_path):
 
 def test_sync_bn_on_the_cpu_is_explained(synthetic_root, tmp_path):
     result = run_tool("train.py", "--config", "configs/bisenetv2_city.py", f"data.root={synthetic_root}",
-                      f"train.output_dir={tmp_path}", "train.max_iters=1", "train.batch_size=2", "data.num_workers=0",
+                      f"train.output_dir={tmp_path}", "train.max_iters=1", "train.warmup_iters=0", "train.batch_size=2",
+                      "data.num_workers=0",
                       "--device", "cpu")
     assert result.returncode == 1 and "train.sync_bn=false" in result.stderr and "Traceback" not in result.stderr

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def test_city_config_is_the_published_recipe():
 
 
 def test_overrides_are_parsed_and_typed():
-    cfg = load_config(CITY, ["train.max_iters=100", "data.crop_size=[512,512]",
+    cfg = load_config(CITY, ["train.max_iters=100", "train.warmup_iters=10", "data.crop_size=[512,512]",
                              "train.amp=false", "train.output_dir=out/x"])
     assert cfg.train.max_iters == 100 and type(cfg.train.max_iters) is int
     assert cfg.data.crop_size == (512, 512)
@@ -65,7 +66,7 @@ def test_missing_config_file(tmp_path):
 
 
 def test_dict_round_trip():
-    cfg = load_config(CITY, ["train.max_iters=123", "data.crop_size=[256,512]"])
+    cfg = load_config(CITY, ["train.max_iters=123", "train.warmup_iters=10", "data.crop_size=[256,512]"])
     assert Config.from_dict(cfg.to_dict()) == cfg
 
 
@@ -73,3 +74,46 @@ def test_dict_round_trip_through_lists():
     cfg = load_config(CITY)
     plain = {s: {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()} for s, d in cfg.to_dict().items()}
     assert Config.from_dict(plain) == cfg
+
+
+def test_ignore_index_inside_the_classes_is_refused():
+    with pytest.raises(ConfigError, match=r"data.ignore_index=5: is a class id \(0-18\)"):
+        load_config(CITY, ["data.ignore_index=5", "data.label_map={}"])
+    assert load_config(CITY, ["data.ignore_index=19", "data.label_map={}"]).data.ignore_index == 19
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.crop_size=[0,512]", "data.crop_size"), ("data.crop_size=[512,-1]", "data.crop_size"),
+    ("train.batch_size=1", "BatchNorm needs more than one value per channel"),
+    ("train.checkpoint_interval=0", "train.checkpoint_interval"), ("train.log_interval=0", "train.log_interval"),
+    ("data.num_workers=-1", "data.num_workers"), ("train.max_iters=-5", "train.max_iters"),
+    ("train.max_iters=0", "train.max_iters"), ("train.warmup_iters=80000", "less than train.max_iters=80000"),
+    ("train.keep_checkpoints=0", "train.keep_checkpoints"), ("data.flip_prob=1.5", "data.flip_prob"),
+    ("model.name=bisenetv3", "bisenetv1, bisenetv2"), ("eval.scales=[]", "eval.scales"),
+    ("data.scale_range=[2.0,0.5]", "data.scale_range"), ("train.base_lr=0.0", "train.base_lr"),
+])
+def test_values_outside_their_range_are_refused_at_load(override, key):
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(CITY, [override])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("from bisenet.config import Config\ncfg = Config(\n", "bad.py:2: SyntaxError"),
+    ("import bisenet\nfrom bisenet.nowhere import X\ncfg = None\n", "bad.py:2: ModuleNotFoundError"),
+    ("from bisenet.config import Config, TrainConfig\n\ncfg = Config(train=TrainConfig(max_iter=5))\n",
+     "bad.py:3: TypeError"),
+])
+def test_a_broken_config_file_is_reported_with_its_line(tmp_path, text, expected):
+    path = tmp_path / "bad.py"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(path)
+
+
+def test_a_broken_config_file_is_a_message_from_the_tools(tmp_path):
+    from conftest import run_tool
+
+    (tmp_path / "bad.py").write_text("cfg = Config(\n")
+    result = run_tool("train.py", "--config", str(tmp_path / "bad.py"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"error: {tmp_path / 'bad.py'}:1: SyntaxError" in result.stderr

@@ -1,5 +1,6 @@
 """Bad data: every kind is either handled or stops with a message naming the file."""
 import os
+import re
 
 import cv2
 import numpy as np
@@ -46,6 +47,25 @@ def test_truncated_image_is_detected(tmp_path, extension):
         f.write(data[: len(data) * 2 // 3])
     with pytest.raises(DatasetError, match=rf"photo\{extension} is truncated"):
         read_image(path)
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"<html><body>404 Not Found</body></html>", "is a text file (an HTML page: a failed download?), not an image"),
+    (b"label,value\n1,2\n", "is a text file, not an image"),
+    (b"\x80\x81\xfe" * 100, "is not an image file"),
+])
+def test_a_file_named_png_that_is_no_image_is_called_so(tmp_path, content, expected):
+    path = tmp_path / "frame.png"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match=re.escape(f"{path} {expected}")):
+        read_image(str(path))
+
+
+def test_an_image_is_judged_by_its_content_not_its_extension(tmp_path):
+    image = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "real.jpg"), image)
+    (tmp_path / "named.png").write_bytes((tmp_path / "real.jpg").read_bytes())  # a JPEG named .png reads
+    assert np.array_equal(read_image(str(tmp_path / "named.png")), read_image(str(tmp_path / "real.jpg")))
 
 
 def test_grayscale_rgba_and_16_bit_images_become_rgb(tmp_path):
@@ -123,7 +143,7 @@ def test_evaluation_stops_on_a_bad_sample_without_a_traceback(root, tmp_path):
 
 def train_args(root, tmp_path, *extra):
     return ["--config", "configs/bisenetv1_synthetic.py", f"data.root={root}", f"train.output_dir={tmp_path / 'run'}",
-            "data.crop_size=[64,64]", "data.num_workers=1", "train.max_iters=4", "train.batch_size=2",
+            "data.crop_size=[64,64]", "data.num_workers=1", "train.max_iters=4", "train.warmup_iters=1", "train.batch_size=2",
             "train.eval_interval=0", "--no-eval", *extra]
 
 

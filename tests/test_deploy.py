@@ -1,5 +1,6 @@
 """Fast inference, exports, the benchmark tool and the demo on folders and videos."""
 import json
+import os
 
 import cv2
 import numpy as np
@@ -148,6 +149,17 @@ def test_demo_on_a_folder_and_a_video(weights, synthetic_root, tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(glob.glob(str(tmp_path / "out" / "*_color.png"))) == 2
     assert len(glob.glob(str(tmp_path / "out" / "*_overlay.png"))) == 2
+
+    # Two images of one name in different formats: both results are kept.
+    same = tmp_path / "same"
+    same.mkdir()
+    image = cv2.imread(sorted(glob.glob(f"{synthetic_root}/leftImg8bit/val/*/*.png"))[0])
+    cv2.imwrite(str(same / "x.png"), image)
+    cv2.imwrite(str(same / "x.jpg"), image)
+    result = run_tool("demo.py", str(same), *common[:-1], str(tmp_path / "same_out"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "same_out")) == ["x_jpg_color.png", "x_jpg_overlay.png", "x_png_color.png",
+                                                         "x_png_overlay.png"]
 
     video = str(tmp_path / "street.mp4")
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 10, (128, 64))

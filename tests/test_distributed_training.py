@@ -142,7 +142,8 @@ def test_sigkill_and_relaunch_is_bit_identical(synthetic_root, uninterrupted, tm
     cmd = command(synthetic_root, tmp_path, 2)
     code = launch_and_signal(cmd, tmp_path, "checkpoint_000004.pth", signal.SIGKILL)
     assert code != 0 and not (tmp_path / "model_final.pth").exists()
-    run(cmd)  # the same command again
+    relaunch = run(cmd)  # the same command again, unattended
+    assert f"took over {tmp_path / 'train.lock'}" in relaunch.stdout  # the killed run's lock
     expected, got = final_weights(uninterrupted), final_weights(tmp_path)
     assert [k for k in expected if not torch.equal(expected[k], got[k])] == []
     second = run(cmd)  # a finished run: a quick no-op

@@ -41,7 +41,7 @@ def test_a_few_iterations_lower_the_loss(tiny_cfg):
 
 
 def test_training_is_repeatable(tiny_cfg, tmp_path):
-    tiny_cfg.train.max_iters = 2
+    tiny_cfg.train.max_iters, tiny_cfg.train.warmup_iters = 2, 1
     first, _ = train(tiny_cfg, device="cpu", progress=False)
     tiny_cfg.train.output_dir = str(tmp_path / "second")
     second, _ = train(tiny_cfg, device="cpu", progress=False)
@@ -57,4 +57,5 @@ def test_periodic_checkpoints_keep_the_newest(tiny_cfg):
     names = sorted(n for n in os.listdir(tiny_cfg.train.output_dir) if n.endswith(".pth"))
     assert names == ["checkpoint_000003.pth", "checkpoint_000004.pth", "model_final.pth"]
     state = torch.load(os.path.join(tiny_cfg.train.output_dir, "checkpoint_000004.pth"), weights_only=True)
-    assert state["iteration"] == 4 and {"model", "optimizer", "scheduler", "scaler", "config"} <= set(state)
+    assert state["iteration"] == 4 and {"model", "optimizer", "scaler", "config", "rng", "checkpoints"} <= set(state)
+    assert state["checkpoints"] == ["checkpoint_000003.pth", "checkpoint_000004.pth"]

@@ -70,7 +70,7 @@ def reference_then_crash(cfg, tmp_path, monkeypatch):
 def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
     reference = reference_then_crash(cfg, tmp_path, monkeypatch)
     assert sorted(os.listdir(cfg.train.output_dir)) == ["checkpoint_000002.pth", "checkpoint_000004.pth", "log.txt",
-                                                        "metrics.jsonl"]
+                                                        "metrics.jsonl", "train.lock"]
     crash_after(monkeypatch, None)
     _, resumed = train(cfg, "cpu", resume="latest", progress=False)
     assert_same(weights(reference), weights(resumed))
@@ -129,7 +129,7 @@ def test_all_ignored_crop_trains_with_zero_loss(cfg, monkeypatch):
             yield batch
 
     monkeypatch.setattr(trainer_module, "build_train_loader", ignored)
-    cfg.train.max_iters = 2
+    cfg.train.max_iters, cfg.train.warmup_iters = 2, 1
     model, _ = train(cfg, "cpu", progress=False)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -161,7 +161,7 @@ def test_finetune_with_another_class_count(cfg, tmp_path):
     assert torch.equal(target.sp.conv1.conv.weight, source.sp.conv1.conv.weight)
     assert not torch.equal(target.conv_out.conv_out.weight[:5], source.conv_out.conv_out.weight[:5])
 
-    cfg.train.max_iters = 1
+    cfg.train.max_iters, cfg.train.warmup_iters = 1, 0
     model, _ = train(cfg, "cpu", finetune_from=str(tmp_path / "source.pth"), progress=False)
     log = open(os.path.join(cfg.train.output_dir, "log.txt")).read()
     assert "loaded 222 of 222 entries" in log

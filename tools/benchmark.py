@@ -10,13 +10,13 @@ from tabulate import tabulate
 
 from bisenet import distributed
 from bisenet.benchmark import benchmark, count_flops
-from bisenet.cli import config_parser, load_config_or_exit
+from bisenet.cli import config_parser, load_config_or_exit, positive_int
 from bisenet.models import build_model
 
 
 def main():
     parser = config_parser(__doc__)
-    parser.add_argument("--size", type=int, nargs=2, action="append", metavar=("H", "W"),
+    parser.add_argument("--size", type=positive_int, nargs=2, action="append", metavar=("H", "W"),
                         help="input size, repeatable (default: 512 1024 and 1024 2048)")
     parser.add_argument("--mode", nargs="+", default=["eager"], choices=["eager", "fast", "onnx"])
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")

@@ -6,14 +6,13 @@
 Any tool takes a published model by name instead (--weights coincheung/bisenetv1_city) and
 fetches it on first use; this tool is for fetching ahead, e.g. before going offline.
 """
-import argparse
 
-from bisenet.cli import user_errors
+from bisenet.cli import ToolParser, user_errors
 from bisenet.weights import PUBLISHED, download, fetch, hub_checkpoint_path, url_of
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help="published weights (none: list them)")
     args = parser.parse_args()
     if not args.names:

@@ -10,7 +10,7 @@ differing pixels with --argmax, is above --tolerance.
 """
 import sys
 
-from bisenet.cli import config_parser, load_config_or_exit, trained_model
+from bisenet.cli import config_parser, load_config_or_exit, positive_int, trained_model
 from bisenet.export import check_onnx, export_onnx
 
 
@@ -18,7 +18,8 @@ def main():
     parser = config_parser(__doc__)
     parser.add_argument("--weights", help="checkpoint (default: <train.output_dir>/model_final.pth)")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
-    parser.add_argument("--size", type=int, nargs=2, default=(1024, 2048), metavar=("H", "W"))
+    parser.add_argument("--size", type=positive_int, nargs=2, default=(1024, 2048), metavar=("H", "W"),
+                        help="example input size (default: %(default)s; with --dynamic any size runs)")
     parser.add_argument("--dynamic", action="store_true", help="free batch size, height and width")
     parser.add_argument("--argmax", action="store_true", help="output the class map (int64) instead of logits")
     parser.add_argument("--opset", type=int, default=17)

@@ -7,7 +7,7 @@ with image a normalised 1x3xHxW float tensor (any H and W).
 """
 import torch
 
-from bisenet.cli import config_parser, load_config_or_exit, trained_model
+from bisenet.cli import config_parser, load_config_or_exit, positive_int, trained_model
 from bisenet.export import export_torchscript
 
 
@@ -15,7 +15,7 @@ def main():
     parser = config_parser(__doc__)
     parser.add_argument("--weights", help="checkpoint (default: <train.output_dir>/model_final.pth)")
     parser.add_argument("--out", required=True, help="the .pt file to write")
-    parser.add_argument("--size", type=int, nargs=2, default=(512, 1024), metavar=("H", "W"),
+    parser.add_argument("--size", type=positive_int, nargs=2, default=(512, 1024), metavar=("H", "W"),
                         help="example size for tracing (the module accepts any size)")
     args = parser.parse_intermixed_args()
     cfg = load_config_or_exit(args)

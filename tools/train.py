@@ -3,19 +3,27 @@
   python tools/train.py --config configs/bisenetv1_city.py [KEY=VALUE ...]
   torchrun --nproc_per_node=N tools/train.py --config ... [--resume [CKPT]]   (same program, data parallel)
 """
+import signal
 import sys
 
-from bisenet import distributed
-from bisenet.cli import config_parser, load_config_or_exit, user_errors
-from bisenet.engine.trainer import TrainingError, TrainingInterrupted, evaluate_after_training, train
+# Ctrl-C while the libraries load ends quietly; from main() on it is a KeyboardInterrupt, and
+# during training the engine turns it into a checkpoint and a clean stop.
+signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
+
+from bisenet import distributed  # noqa: E402
+from bisenet.cli import config_parser, load_config_or_exit, user_errors  # noqa: E402
+from bisenet.engine.trainer import (TrainingError, TrainingInterrupted, evaluate_after_training,  # noqa: E402
+                                    train)
 
 
 def main():
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = config_parser(__doc__)
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CKPT",
                         help="continue from CKPT, or without a path from the newest checkpoint in train.output_dir")
     parser.add_argument("--force-resume", action="store_true",
-                        help="resume even if batch size, iteration count or class count changed")
+                        help="resume even if settings that change the run (batch size, schedule, ...) changed; "
+                             "the new ones apply from the checkpoint's iteration on")
     parser.add_argument("--finetune-from", metavar="W.pth",
                         help="start from these weights; layers whose shape differs are re-initialised (and listed)")
     parser.add_argument("--seed", type=int, help="random seed (train.seed)")
@@ -26,10 +34,12 @@ def main():
         args.overrides.append(f"train.seed={args.seed}")
     cfg = load_config_or_exit(args)
     device = distributed.init_from_environment(distributed.resolve_device(args.device))
+    trained = False
     try:
         with user_errors():
             model, final = train(cfg, device, resume=args.resume, finetune_from=args.finetune_from,
                                  force_resume=args.force_resume)
+            trained = True
             if model is not None and distributed.is_main_process():
                 print(f"saved {final}")
             if model is not None and not args.no_eval:
@@ -40,6 +50,11 @@ def main():
     except TrainingError as exc:
         print(f"error (rank {distributed.get_rank()}): {exc}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        where = "during the evaluation; the trained model is saved" if trained else (
+            f"before training started; nothing new was saved in {cfg.train.output_dir}")
+        print(f"interrupted {where}", file=sys.stderr)
+        sys.exit(130)
     finally:
         distributed.cleanup()
 

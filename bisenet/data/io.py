@@ -24,20 +24,37 @@ def describe(exc):
     return text[text.rindex(marker) + len(marker):].strip() if marker in text else text
 
 
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP", b"GIF8": "GIF",
+              b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WebP"}
+END_MARKERS = {"PNG": b"IEND", "JPEG": b"\xff\xd9"}
+
+
+def _image_format(head):
+    """The image format the first bytes announce, or None."""
+    return next((kind for signature, kind in SIGNATURES.items() if head.startswith(signature)), None)
+
+
 def _check_complete(path):
-    """Catch files cut short (a failed copy or download): decoders often return a partial image
-    with only a warning."""
+    """Catch files that are no image at all (a web page saved as .png) or cut short (a failed copy
+    or download): decoders often return a partial image with only a warning. A PNG or JPEG is
+    judged by its content, whatever its extension says."""
     size = os.path.getsize(path)
     if size == 0:
         raise DatasetError(f"{path} is empty (0 bytes); copy or download it again")
-    lower = path.lower()
-    if lower.endswith((".png", ".jpg", ".jpeg")):
-        with open(path, "rb") as f:
-            f.seek(max(0, size - 32))
-            tail = f.read()
-        complete = b"IEND" in tail if lower.endswith(".png") else b"\xff\xd9" in tail
-        if not complete:
-            raise DatasetError(f"{path} is truncated (its end-of-image marker is missing); copy or download it again")
+    with open(path, "rb") as f:
+        head = f.read(64)
+        f.seek(max(0, size - 32))
+        tail = f.read()
+    kind = _image_format(head)
+    if kind is None and os.path.splitext(path)[1].lower() in (".png", ".jpg", ".jpeg"):
+        try:
+            head.decode("utf-8")
+            what = "a text file" + (" (an HTML page: a failed download?)" if b"<html" in head.lower() else "")
+        except UnicodeDecodeError:
+            what = "not an image file (no image format's signature)"
+        raise DatasetError(f"{path} is {what}, not an image; replace it with the real image")
+    if kind in END_MARKERS and END_MARKERS[kind] not in tail:
+        raise DatasetError(f"{path} is truncated (its end-of-image marker is missing); copy or download it again")
 
 
 def _read_unchanged(path, what):

@@ -1,15 +1,20 @@
-"""The training loop: iteration-based, data-parallel under torchrun, resumable to the bit.
+"""The training engine: ``build_run`` makes what a run needs, ``train_step`` is one optimiser step
+(the training benchmark times this same function), ``Checkpointer`` saves, and ``train`` is the
+loop, iteration-based, data-parallel under torchrun, resumable to the bit.
 
-Every process runs this same function. Per step, one all-reduce carries the losses (for the
-log), a non-finite flag and a stop flag, so all processes take the same decision at the same
-step boundary.
+Every process runs the same code. Per step, one all-reduce carries the losses (for the log) and
+the flags every process must agree on (bad samples, a non-finite loss, a stop signal), so all
+take the same decision at the same step boundary. Saving is collective too: a check that the
+weights are finite, then the write on the main process, then agreement that it succeeded.
 """
+import dataclasses
 import os
 import random
 import re
 import signal
 import time
 import warnings
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -17,10 +22,13 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from bisenet import distributed
-from bisenet.checkpoint import (capture_rng_state, list_checkpoints, load_checkpoint, load_for_finetune,
-                                load_latest_checkpoint, restore_rng_state, save_checkpoint)
+from bisenet.checkpoint import (DiskFullError, capture_rng_state, list_checkpoints, load_checkpoint,
+                                load_for_finetune, load_latest_checkpoint, load_training_checkpoint,
+                                remove_stale_temp_files, restore_rng_state, save_checkpoint)
+from bisenet.config import validate
 from bisenet.data import build_eval_loader, build_train_loader
 from bisenet.engine.evaluator import evaluate, evaluate_modes, mode_settings, report
+from bisenet.engine.lock import OutputLock, OutputLockError
 from bisenet.engine.logs import RunLog
 from bisenet.losses import OhemCrossEntropy
 from bisenet.lr_scheduler import WarmupPolyLR
@@ -94,76 +102,85 @@ def finished_iteration(output_dir):
         return None
 
 
-def check_resumable(checkpoint, cfg, path, force):
-    """Refuse a resume that would silently change the run (batch, length, classes)."""
-    saved = checkpoint.get("config", {})
+# Settings that do not change what a run computes: a resume may change them freely.
+FREE_ON_RESUME = {"model.backbone_weights", "train.output_dir", "train.log_interval", "train.checkpoint_interval",
+                  "train.keep_checkpoints", "train.eval_interval", "train.max_consecutive_skips", "data.root",
+                  "data.num_workers", "data.max_skipped_samples", "data.val_split", "data.val_list"}
+ARCHITECTURE = ("model.name", "model.num_classes")
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def setting_changes(saved_config, cfg):
+    """``(key, value in the checkpoint, value now)`` for every setting that changes the run."""
     changes = []
-    for section, key in (("train", "batch_size"), ("train", "max_iters"), ("model", "num_classes")):
-        before, now = saved.get(section, {}).get(key), getattr(getattr(cfg, section), key)
-        if before is not None and before != now:
-            changes.append(f"{section}.{key}: {before} in the checkpoint, {now} now")
-    if changes and not force:
-        raise TrainingError(f"{path} was saved by a different run setup ({'; '.join(changes)}). Restore the "
-                            "setting, or pass --force-resume to continue with the new one.")
+    for section, values in cfg.to_dict().items():
+        saved = saved_config.get(section, {}) if isinstance(saved_config, dict) else {}
+        for key, now in values.items():
+            name = f"{section}.{key}"
+            if section != "eval" and name not in FREE_ON_RESUME and key in saved and _plain(saved[key]) != _plain(now):
+                changes.append((name, saved[key], now))
     return changes
 
 
-def prune_checkpoints(output_dir, keep):
-    """Delete all but the newest ``keep`` periodic checkpoints (called after a save succeeded)."""
-    paths = list_checkpoints(output_dir)
-    for path in paths[:-keep] if keep > 0 else []:
-        os.remove(path)
+def check_resumable(checkpoint, cfg, path, force):
+    """Refuse a resume that would silently change the run; with ``force``, return the changes,
+    which then take effect (the schedule follows the config in force). A different architecture
+    cannot be resumed at all."""
+    changes = setting_changes(checkpoint.get("config", {}), cfg)
+    text = "; ".join(f"{name}: {before} in the checkpoint, {now} now" for name, before, now in changes)
+    if any(name in ARCHITECTURE for name, _, _ in changes):
+        raise TrainingError(f"{path} holds another model ({text}): its weights cannot continue this run. To start "
+                            f"a new run from them, use --finetune-from {path} with a new train.output_dir "
+                            "(layers that do not fit are re-initialised and listed).")
+    if changes and not force:
+        raise TrainingError(f"{path} was saved with other settings ({text}). Restore them, or pass --force-resume "
+                            "to continue with the new ones.")
+    return changes
 
 
-def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False, progress=True):
-    """Train the model of ``cfg``. Returns ``(model, final_checkpoint_path)``; ``model`` is None
-    when the run had already finished (a rerun is a no-op).
+@dataclasses.dataclass
+class TrainingRun:
+    """Everything one process trains with, built from the config by ``build_run``."""
 
-    ``resume``: None to start afresh, "latest" for the newest readable checkpoint in
-    ``cfg.train.output_dir`` (starting afresh if there is none), or a checkpoint path.
-    """
-    device = device if isinstance(device, torch.device) else distributed.resolve_device(device)
-    rank, world_size = distributed.get_rank(), distributed.get_world_size()
-    is_main = rank == 0
-    output_dir = cfg.train.output_dir
-    final_path = os.path.join(output_dir, "model_final.pth")
-    if cfg.train.batch_size % world_size:
-        raise TrainingError(f"train.batch_size={cfg.train.batch_size} (images per step, all processes together) "
-                            f"does not divide over {world_size} processes; choose a multiple of {world_size}")
+    cfg: object
+    device: torch.device
+    rank: int
+    world_size: int
+    model: nn.Module
+    net: nn.Module  # the model, wrapped in DistributedDataParallel when distributed
+    optimizer: torch.optim.Optimizer
+    scheduler: WarmupPolyLR
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    amp_dtype: Optional[torch.dtype]
+    memory_format: torch.memory_format
+    start_iter: int = 0
+    best_miou: Optional[float] = None
+    checkpoints: List[str] = dataclasses.field(default_factory=list)  # names this run wrote and keeps
 
-    if cfg.train.sync_bn and device.type != "cuda":
-        raise TrainingError("train.sync_bn=true needs CUDA GPUs (SyncBatchNorm runs over NCCL); "
-                            "set train.sync_bn=false on the CPU")
-    done_before = finished_iteration(output_dir)
-    if done_before is not None and done_before >= cfg.train.max_iters:
-        if is_main:
-            print(f"{final_path} already holds the finished run ({done_before} iterations): nothing to do. "
-                  "Use another train.output_dir to train again.")
-        return None, final_path
+    @property
+    def is_main(self):
+        return self.rank == 0
 
-    checkpoint, checkpoint_path = None, None
-    if resume == "latest":
-        checkpoint_path, checkpoint = load_latest_checkpoint(output_dir)
-        if checkpoint is None and is_main:
-            print(f"no checkpoint in {output_dir} yet: starting from scratch")
-    elif resume:
-        checkpoint_path, checkpoint = resume, load_checkpoint(resume)
-    elif list_checkpoints(output_dir):
-        raise TrainingError(f"{output_dir} holds checkpoints of an unfinished run (newest: "
-                            f"{list_checkpoints(output_dir)[-1]}). Pass --resume to continue it, or set "
-                            "train.output_dir to a new folder to start another.")
-    if checkpoint is not None:
-        changes = check_resumable(checkpoint, cfg, checkpoint_path, force_resume)
-        if changes and is_main:
-            print("warning: resuming with changed settings: " + "; ".join(changes))
 
-    log = RunLog(output_dir, enabled=is_main)
+def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=None, log=None):
+    """Model, optimiser, schedule, scaler and loss of ``cfg`` on ``device``; from ``checkpoint``
+    when resuming (the schedule and the optimiser's settings still follow ``cfg``), else seeded
+    the same on every process (from ``finetune_from``, or the config's backbone weights)."""
     seed_everything(cfg.train.seed)  # the same on every process, so initial weights agree
     model = build_model(cfg, load_backbone=checkpoint is None and not finetune_from)
     if finetune_from and checkpoint is None:
         for line in load_for_finetune(model, finetune_from):
-            log.info(line)
-            if is_main:
+            if log:
+                log.info(line)
+            if rank == 0:
                 print(line)
     if cfg.train.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -174,137 +191,325 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
                              cfg.train.poly_power)
     amp_dtype = autocast_dtype(device, cfg.train.amp, cfg.train.amp_dtype)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    start_iter, best_miou = 0, None
+    start_iter, best_miou, kept = 0, None, []
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
+        settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+        optimizer.load_state_dict(checkpoint["optimizer"])  # the momentum buffers...
+        for group, own in zip(optimizer.param_groups, settings):
+            group.update(own)  # ...with this config's LR, momentum and weight decay
+        start_iter = int(checkpoint["iteration"])
+        scheduler.start_at(start_iter)
         scaler.load_state_dict(checkpoint["scaler"])
         rng_states = checkpoint.get("rng", [])
         if len(rng_states) == world_size:
             restore_rng_state(rng_states[rank])
-        start_iter, best_miou = int(checkpoint["iteration"]), checkpoint.get("best_miou")
-        log.info(f"resumed from {checkpoint_path} at iteration {start_iter}")
+        best_miou, kept = checkpoint.get("best_miou"), list(checkpoint.get("checkpoints", []))
     if scaler.is_enabled():
         scaler.scale(torch.ones((), device=device))  # creates the scale tensor that a skipped step lowers
     criterion = OhemCrossEntropy(cfg.train.ohem_thresh, cfg.train.ohem_min_fraction, cfg.data.ignore_index)
     net = model
     if world_size > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-    loader = build_train_loader(cfg, rank, world_size, start=start_iter * cfg.train.batch_size)
-    eval_loader = build_eval_loader(cfg, rank, world_size) if cfg.train.eval_interval > 0 else None
-    if is_main:
-        os.makedirs(output_dir, exist_ok=True)
-        log.info(f"training {cfg.model.name} for {cfg.train.max_iters} iterations from {start_iter} on "
-                 f"{world_size} process(es), {device}, batch {cfg.train.batch_size}, amp {amp_dtype}")
+    return TrainingRun(cfg, device, rank, world_size, model, net, optimizer, scheduler, scaler, criterion, amp_dtype,
+                       memory_format, start_iter, best_miou, kept)
 
-    def save(iteration, interrupted=False):
-        # Collective: every process hands its RNG state to the main one.
-        rng = [None] * world_size
-        if world_size > 1:
+
+@dataclasses.dataclass
+class StepStatus:
+    """What every process knows after a step's all-reduce."""
+
+    losses: List[float]  # main then auxiliary, averaged over the processes
+    bad_samples: int  # replaced unreadable samples so far, over all processes
+    non_finite: int  # processes whose loss was not finite
+    stop: bool  # a process received SIGTERM or SIGINT
+    stepped: bool = False  # the optimiser updated the weights
+    lrs: List[float] = dataclasses.field(default_factory=list)  # each group's LR for this step
+    skipped: Optional[str] = None  # fp16: "the loss" or "a gradient" overflowed, the step was skipped
+    loss_scale_before: float = 1.0
+    loss_scale: float = 1.0
+
+
+def train_step(run, images, labels, bad_samples=0, stop=False):
+    """One step on a batch: forward, losses, the status all-reduce, then (unless a process's loss
+    is non-finite outside fp16, or too many samples were bad) backward, optimiser, scaler and
+    schedule. Under fp16 an overflow skips the step on every process and lowers the loss scale."""
+    cfg = run.cfg
+    images = images.to(run.device, non_blocking=True, memory_format=run.memory_format)
+    labels = labels.to(run.device, non_blocking=True)
+    lrs = [group["lr"] for group in run.optimizer.param_groups]
+    with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
+        outputs = run.net(images)
+    losses = torch.stack([run.criterion(output, labels) for output in outputs])
+    flags = torch.tensor([bad_samples, float(not torch.isfinite(losses).all()), float(stop)], device=run.device)
+    summed = distributed.all_reduce_sum(torch.cat([losses.detach().float(), flags])).tolist()  # also the host sync
+    status = StepStatus([v / run.world_size for v in summed[:len(outputs)]], int(summed[-3]), int(summed[-2]),
+                        summed[-1] > 0, lrs=lrs)
+    fp16 = run.scaler.is_enabled()
+    if status.bad_samples > cfg.data.max_skipped_samples or (status.non_finite and not fp16):
+        return status  # the caller stops the run; nothing was changed
+    run.optimizer.zero_grad(set_to_none=True)
+    scale = run.scaler.get_scale()
+    if status.non_finite:
+        # fp16 overflow in the forward pass: every process skips the step (the flag was summed
+        # over them) and the loss scale backs off, as the scaler would.
+        run.scaler.update(scale * run.scaler.get_backoff_factor())
+    else:
+        loss = losses[0] + cfg.train.aux_weight * losses[1:].sum()
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)  # skipped by the scaler if a gradient overflowed
+        run.scaler.update()
+    with warnings.catch_warnings():
+        # A skipped first step makes torch warn that the schedule skips a value; ours is a
+        # function of the iteration and does not.
+        warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
+        run.scheduler.step()
+    status.loss_scale_before, status.loss_scale = scale, run.scaler.get_scale()
+    status.stepped = not (fp16 and status.loss_scale < scale)
+    if not status.stepped:
+        status.skipped = "the loss" if status.non_finite else "a gradient"
+    return status
+
+
+def non_finite_entries(model):
+    """Names of the model's floating-point parameters and buffers holding inf or NaN (one host
+    sync for the whole model)."""
+    tensors = [(name, t) for name, t in model.state_dict().items() if t.is_floating_point()]
+    finite = torch.stack([torch.isfinite(t).all() for _, t in tensors])
+    if bool(finite.all()):
+        return []
+    return [name for (name, _), ok in zip(tensors, finite.tolist()) if not ok]
+
+
+class Checkpointer:
+    """Saves a run into its output folder. Every save is collective: the weights are checked to be
+    finite on every process, the main process writes (atomically), and all agree on the outcome,
+    so a refusal or a full disk stops every process. Periodic checkpoints keep the newest
+    ``train.keep_checkpoints`` of those this run wrote; no other file is ever deleted."""
+
+    def __init__(self, run, log):
+        self.run = run
+        self.log = log
+        self.output_dir = run.cfg.train.output_dir
+
+    def save(self, iteration, interrupted=False):
+        run, keep = self.run, self.run.cfg.train.keep_checkpoints
+        rng = [None] * run.world_size  # every process hands its RNG state to the main one
+        if run.world_size > 1:
             torch.distributed.all_gather_object(rng, capture_rng_state())
         else:
             rng = [capture_rng_state()]
-        if is_main:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "iteration": iteration,
-                     "sample_position": iteration * cfg.train.batch_size, "rng": rng, "best_miou": best_miou,
-                     "world_size": world_size, "config": cfg.to_dict(), "interrupted": interrupted}
-            path = os.path.join(output_dir, f"checkpoint_{iteration:06d}.pth")
-            save_checkpoint(state, path)
-            prune_checkpoints(output_dir, cfg.train.keep_checkpoints)
-            log.info(f"saved {path}")
+        name = f"checkpoint_{iteration:06d}.pth"
+        kept = ([n for n in run.checkpoints if n != name] + [name])[-keep:]
+        state = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                 "scaler": run.scaler.state_dict(), "iteration": iteration, "rng": rng, "best_miou": run.best_miou,
+                 "world_size": run.world_size, "config": run.cfg.to_dict(), "interrupted": interrupted,
+                 "checkpoints": kept}
+        self._write(state, os.path.join(self.output_dir, name), iteration)
+        if run.is_main:
+            for old in run.checkpoints:
+                if old not in kept and os.path.exists(os.path.join(self.output_dir, old)):
+                    os.remove(os.path.join(self.output_dir, old))
+        run.checkpoints = kept
 
-    net.train()
+    def save_weights(self, filename, iteration, **extra):
+        """``model_final.pth`` / ``model_best.pth``: the weights, iteration and config."""
+        state = {"model": self.run.model.state_dict(), "iteration": iteration, "config": self.run.cfg.to_dict(),
+                 **extra}
+        self._write(state, os.path.join(self.output_dir, filename), iteration)
+
+    def _previous(self):
+        names = self.run.checkpoints
+        return os.path.join(self.output_dir, names[-1]) if names else None
+
+    def _write(self, state, path, iteration):
+        run = self.run
+        bad = non_finite_entries(run.model)
+        failed = torch.tensor([float(len(bad) > 0)], device=run.device)
+        if distributed.all_reduce_sum(failed).item() > 0:
+            previous = self._previous()
+            raise TrainingError(
+                f"after iteration {iteration} the model holds inf or NaN in {len(bad) or 'some'} tensor(s)"
+                + (f" ({', '.join(bad[:4])}{', ...' if len(bad) > 4 else ''})" if bad else " on another process")
+                + f": training diverged (a loss that exploded while staying finite), so {path} was not written; "
+                + (f"{previous} is the last good checkpoint" if previous else "no checkpoint was saved yet")
+                + f". Lower train.base_lr (now {run.cfg.train.base_lr:g}).")
+        error = ""
+        if run.is_main:
+            try:
+                save_checkpoint(state, path)
+                self.log.info(f"saved {path}")
+            except DiskFullError as exc:
+                keep = run.cfg.train.keep_checkpoints
+                previous = self._previous()
+                error = (f"{exc}; train.keep_checkpoints={keep} keeps about {keep} x {exc.size_mb:.0f} MB; "
+                         + (f"{previous} is intact" if previous else "no earlier checkpoint exists")
+                         + ". Free some space or set train.output_dir on a larger disk, then resume with --resume.")
+                self.log.info(f"error: {error}")
+        failed = torch.tensor([float(bool(error))], device=run.device)
+        if distributed.all_reduce_sum(failed).item() > 0:
+            raise TrainingError(error or "the main process could not save a checkpoint (see its message)")
+
+
+def _choose_checkpoint(cfg, resume, is_main):
+    """``(checkpoint, path)`` to resume from, ``(None, None)`` to start afresh, or an error when
+    the folder holds an unfinished run that was not asked to be resumed."""
+    output_dir = cfg.train.output_dir
+    if resume == "latest":
+        path, checkpoint = load_latest_checkpoint(output_dir)  # raises if every one is unreadable
+        if checkpoint is None and is_main:
+            print(f"no checkpoint in {output_dir} yet: starting from scratch")
+        return checkpoint, path
+    if resume:
+        return load_training_checkpoint(resume), resume
+    if list_checkpoints(output_dir):
+        raise TrainingError(f"{output_dir} holds checkpoints of an unfinished run (newest: "
+                            f"{list_checkpoints(output_dir)[-1]}). Pass --resume to continue it, or set "
+                            "train.output_dir to a new folder to start another.")
+    return None, None
+
+
+def _lock_output_dir(output_dir, device, is_main):
+    """Take the folder's lock on the main process; every process stops if another run holds it.
+    Returns the lock (None on other processes) and a note when a dead run's lock was taken over."""
+    lock, note, error = (OutputLock(output_dir) if is_main else None), None, ""
+    if lock is not None:
+        try:
+            note = lock.acquire()
+        except OutputLockError as exc:
+            error = str(exc)
+    refused = torch.tensor([float(bool(error))], device=device)
+    if distributed.all_reduce_sum(refused).item() > 0:
+        raise TrainingError(error or f"{output_dir} is in use by another training run (see the first process)")
+    return lock, note
+
+
+def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False, progress=True):
+    """Train the model of ``cfg``. Returns ``(model, final_checkpoint_path)``; ``model`` is None
+    when the run had already finished (a rerun is a no-op).
+
+    ``resume``: None to start afresh, "latest" for the newest readable checkpoint in
+    ``cfg.train.output_dir`` (starting afresh if there is none), or a checkpoint path. The
+    output folder is locked for the run: a second run into it is refused.
+    """
+    device = device if isinstance(device, torch.device) else distributed.resolve_device(device)
+    world_size = distributed.get_world_size()
+    validate(cfg)  # a config built in code gets the checks of a config file
+    if cfg.train.batch_size % world_size:
+        raise TrainingError(f"train.batch_size={cfg.train.batch_size} (images per step, all processes together) "
+                            f"does not divide over {world_size} processes; choose a multiple of {world_size}")
+    if cfg.train.batch_size // world_size < 2:
+        raise TrainingError(f"train.batch_size={cfg.train.batch_size} gives {cfg.train.batch_size // world_size} image "
+                            f"per process on {world_size} processes; BatchNorm needs at least 2: choose "
+                            f"train.batch_size >= {2 * world_size}")
+    if cfg.train.sync_bn and device.type != "cuda":
+        raise TrainingError("train.sync_bn=true needs CUDA GPUs (SyncBatchNorm runs over NCCL); "
+                            "set train.sync_bn=false on the CPU")
+    lock, note = _lock_output_dir(cfg.train.output_dir, device, distributed.is_main_process())
+    try:
+        return _train(cfg, device, resume, finetune_from, force_resume, progress, note)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg, device, resume, finetune_from, force_resume, progress, lock_note):
+    rank, world_size = distributed.get_rank(), distributed.get_world_size()
+    is_main = rank == 0
+    output_dir = cfg.train.output_dir
+    final_path = os.path.join(output_dir, "model_final.pth")
+    done_before = finished_iteration(output_dir)
+    if done_before is not None and done_before >= cfg.train.max_iters:
+        if is_main:
+            print(f"{final_path} already holds the finished run ({done_before} iterations): nothing to do. "
+                  "Use another train.output_dir to train again.")
+        return None, final_path
+    log = RunLog(output_dir, enabled=is_main)
+    for line in ([lock_note] if lock_note else []) + [f"removed {p}, left by an interrupted save" for p in
+                                                       (remove_stale_temp_files(output_dir) if is_main else [])]:
+        log.info(line)
+        print(line)
+    checkpoint, checkpoint_path = _choose_checkpoint(cfg, resume, is_main)
+    if checkpoint is not None:
+        changes = check_resumable(checkpoint, cfg, checkpoint_path, force_resume)
+        if changes and is_main:
+            text = "; ".join(f"{name} {before} -> {now}" for name, before, now in changes)
+            message = f"resuming with changed settings, which apply from iteration {checkpoint['iteration']}: {text}"
+            log.info(message)
+            print(f"warning: {message}")
+    run = build_run(cfg, device, rank, world_size, checkpoint, finetune_from, log)
+    if checkpoint is not None:
+        if os.path.abspath(os.path.dirname(checkpoint_path)) != os.path.abspath(output_dir):
+            run.checkpoints = []  # the files it lists are another folder's, not this run's to prune
+        log.info(f"resumed from {checkpoint_path} at iteration {run.start_iter}")
+        if is_main:
+            print(f"resumed from {checkpoint_path} at iteration {run.start_iter}")
+    loader = build_train_loader(cfg, rank, world_size, start=run.start_iter * cfg.train.batch_size)
+    eval_loader = build_eval_loader(cfg, rank, world_size) if cfg.train.eval_interval > 0 else None
+    checkpointer = Checkpointer(run, log)
+    log.info(f"training {cfg.model.name} for {cfg.train.max_iters} iterations from {run.start_iter} on "
+             f"{world_size} process(es), {device}, batch {cfg.train.batch_size}, amp {run.amp_dtype}")
+    run.net.train()
     batches = iter(loader)
-    bar = tqdm(total=cfg.train.max_iters, initial=start_iter, desc="train", dynamic_ncols=True,
+    bar = tqdm(total=cfg.train.max_iters, initial=run.start_iter, desc="train", dynamic_ncols=True,
                disable=not (progress and is_main))
     window_start, window_images = time.perf_counter(), 0
-    skipped, skipped_steps = [], 0
+    bad_samples, skips_in_a_row = [], 0
     with StopRequest() as stop:
-        for iteration in range(start_iter, cfg.train.max_iters):
+        for iteration in range(run.start_iter, cfg.train.max_iters):
             batch = next(batches)
-            if batch.get("skipped"):
-                skipped += batch["skipped"]
-                for error in batch["skipped"]:
-                    log.info(f"skipped a bad sample: {error}")
-            images = batch["image"].to(device, non_blocking=True, memory_format=memory_format)
-            labels = batch["label"].to(device, non_blocking=True)
-            lrs = [group["lr"] for group in optimizer.param_groups]
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                outputs = net(images)
-            losses = torch.stack([criterion(output, labels) for output in outputs])
-            flags = [len(skipped), float(not torch.isfinite(losses).all()), float(stop.signal_number > 0)]
-            status = torch.cat([losses.detach().float(), torch.tensor(flags, device=device)])
-            status = distributed.all_reduce_sum(status).tolist()  # also the host sync for the checks
-            if status[-3] > cfg.data.max_skipped_samples:
-                raise TrainingError(f"{int(status[-3])} bad samples were met, more than data.max_skipped_samples="
-                                    f"{cfg.data.max_skipped_samples}" + "".join(f"\n  {e}" for e in skipped[:20]))
-            non_finite = status[-2] > 0
-            if non_finite and not scaler.is_enabled():
-                raise TrainingError(
-                    f"non-finite loss at iteration {iteration + 1} on {int(status[-2])} process(es), before the "
-                    f"optimiser step (lr {lrs[0]:.3g}); the last good checkpoint is kept. Lower train.base_lr, "
-                    "or check that every label is a class id or the ignore index.")
-            optimizer.zero_grad(set_to_none=True)
-            scale = scaler.get_scale()
-            if non_finite:
-                # fp16 overflow in the forward pass: every process skips the step (the flag was
-                # summed over them) and the loss scale backs off, as the scaler would.
-                scaler.update(scale * scaler.get_backoff_factor())
-            else:
-                loss = losses[0] + cfg.train.aux_weight * losses[1:].sum()
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)  # skipped by the scaler if a gradient overflowed
-                scaler.update()
-            with warnings.catch_warnings():
-                # A skipped first step makes torch warn that the schedule skips a value; ours is
-                # a function of the iteration and does not.
-                warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
-                scheduler.step()
+            for error in batch.get("skipped", []):
+                bad_samples.append(error)
+                log.info(f"skipped a bad sample: {error}")
+            status = train_step(run, batch["image"], batch["label"], len(bad_samples), stop.signal_number > 0)
             done = iteration + 1
-            if scaler.is_enabled() and scaler.get_scale() < scale:
-                skipped_steps += 1
-                reason = "the loss" if non_finite else "a gradient"
-                log.info(f"iter {done}: {reason} overflowed in fp16; step skipped, loss scale {scale:g} -> "
-                         f"{scaler.get_scale():g} ({skipped_steps} in a row)")
-                log.record(iteration=done, skipped_step=reason, loss_scale=scaler.get_scale())
-                if skipped_steps >= cfg.train.max_consecutive_skips:
+            if status.bad_samples > cfg.data.max_skipped_samples:
+                raise TrainingError(f"{status.bad_samples} bad samples were met, more than data.max_skipped_samples="
+                                    f"{cfg.data.max_skipped_samples}" + "".join(f"\n  {e}" for e in bad_samples[:20]))
+            if status.non_finite and not run.scaler.is_enabled():
+                raise TrainingError(
+                    f"non-finite loss at iteration {done} on {status.non_finite} process(es), before the optimiser "
+                    f"step (lr {status.lrs[0]:.3g}); the last good checkpoint is kept. Lower train.base_lr, or check "
+                    "that every label is a class id or the ignore index.")
+            if status.skipped:
+                skips_in_a_row += 1
+                log.info(f"iter {done}: {status.skipped} overflowed in fp16; step skipped, loss scale "
+                         f"{status.loss_scale_before:g} -> {status.loss_scale:g} ({skips_in_a_row} in a row)")
+                log.record(iteration=done, skipped_step=status.skipped, loss_scale=status.loss_scale)
+                if skips_in_a_row >= cfg.train.max_consecutive_skips:
                     raise TrainingError(
-                        f"{skipped_steps} steps in a row overflowed in fp16 (iterations {done - skipped_steps + 1}-"
-                        f"{done}; the loss scale fell to {scaler.get_scale():g}); the last good checkpoint is kept. "
+                        f"{skips_in_a_row} steps in a row overflowed in fp16 (iterations {done - skips_in_a_row + 1}-"
+                        f"{done}; the loss scale fell to {status.loss_scale:g}); the last good checkpoint is kept. "
                         "Lower train.base_lr, check the labels, or train in bf16 (train.amp_dtype=bf16) or fp32 "
                         "(train.amp=false).")
             else:
-                skipped_steps = 0
+                skips_in_a_row = 0
             window_images += cfg.train.batch_size
             bar.update(1)
-            if done % cfg.train.log_interval == 0 or done == cfg.train.max_iters or done == start_iter + 1:
-                values = [v / world_size for v in status[: len(outputs)]]
+            if done % cfg.train.log_interval == 0 or done == cfg.train.max_iters or done == run.start_iter + 1:
                 speed = window_images / max(time.perf_counter() - window_start, 1e-9)
                 window_start, window_images = time.perf_counter(), 0
-                lr_text = "/".join(f"{lr:.2e}" for lr in lrs)
-                bar.set_postfix_str(f"loss {values[0]:.3f} aux {','.join(f'{v:.3f}' for v in values[1:])} "
-                                    f"lr {lr_text} {speed:.1f} img/s")
-                log.record(iteration=done, loss=values[0], aux_losses=values[1:],
-                           lr={g["name"]: lr for g, lr in zip(optimizer.param_groups, lrs)}, images_per_s=speed)
-                log.info(f"iter {done}/{cfg.train.max_iters} loss {values[0]:.4f} aux "
-                         f"{','.join(f'{v:.4f}' for v in values[1:])} lr {lr_text} {speed:.1f} img/s "
+                main, aux = status.losses[0], status.losses[1:]
+                lr_text = "/".join(f"{lr:.2e}" for lr in status.lrs)
+                bar.set_postfix_str(f"loss {main:.3f} aux {','.join(f'{v:.3f}' for v in aux)} lr {lr_text} "
+                                    f"{speed:.1f} img/s")
+                log.record(iteration=done, loss=main, aux_losses=aux, images_per_s=speed,
+                           lr={g["name"]: lr for g, lr in zip(run.optimizer.param_groups, status.lrs)})
+                log.info(f"iter {done}/{cfg.train.max_iters} loss {main:.4f} aux {','.join(f'{v:.4f}' for v in aux)} "
+                         f"lr {lr_text} {speed:.1f} img/s "
                          f"eta {bar.format_interval((cfg.train.max_iters - done) * cfg.train.batch_size / speed)}")
             if eval_loader is not None and done % cfg.train.eval_interval == 0:
-                result = evaluate(model, eval_loader, cfg.model.num_classes, device, cfg.data.ignore_index,
+                result = evaluate(run.model, eval_loader, cfg.model.num_classes, device, cfg.data.ignore_index,
                                   protocol=cfg.eval.protocol, progress=False)
                 log.record(iteration=done, miou=result["miou"], macc=result["macc"], aacc=result["aacc"])
                 log.info(f"iter {done} val mIoU {100 * result['miou']:.2f}")
-                if is_main and (best_miou is None or result["miou"] > best_miou):
-                    best_miou = result["miou"]
-                    save_checkpoint({"model": model.state_dict(), "iteration": done, "miou": best_miou,
-                                     "config": cfg.to_dict()}, os.path.join(output_dir, "model_best.pth"))
-                net.train()
-            stopping = status[-1] > 0
-            if done % cfg.train.checkpoint_interval == 0 or done == cfg.train.max_iters or stopping:
-                save(done, interrupted=stopping)
-            if stopping:
+                if run.best_miou is None or result["miou"] > run.best_miou:  # the same on every process
+                    run.best_miou = result["miou"]
+                    checkpointer.save_weights("model_best.pth", done, miou=run.best_miou)
+                run.net.train()
+            if done % cfg.train.checkpoint_interval == 0 or done == cfg.train.max_iters or status.stop:
+                checkpointer.save(done, interrupted=status.stop)
+            if status.stop:
                 bar.close()
                 log.info(f"stopped by a signal at iteration {done}; checkpoint saved")
                 log.close()
@@ -312,14 +517,11 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
                                           "run the same command with --resume to continue",
                                           stop.signal_number or signal.SIGTERM)
     bar.close()
-    if skipped and is_main:
-        print(f"warning: {len(skipped)} bad sample(s) were skipped (listed in {output_dir}/log.txt)")
-    if is_main:
-        save_checkpoint({"model": model.state_dict(), "iteration": cfg.train.max_iters, "config": cfg.to_dict()},
-                        final_path)
-        log.info(f"saved {final_path}")
+    if bad_samples and is_main:
+        print(f"warning: {len(bad_samples)} bad sample(s) were skipped (listed in {output_dir}/log.txt)")
+    checkpointer.save_weights("model_final.pth", cfg.train.max_iters)
     log.close()
-    return model, final_path
+    return run.model, final_path
 
 
 def evaluate_after_training(cfg, model, device=None, progress=True):
