@@ -101,16 +101,22 @@ def process_alive(pid):
     return True
 
 
+def read_torch_file(path):
+    """``torch.load`` of ``path`` (tensors and plain types only), or ``CheckpointError`` saying
+    what the file is instead (empty, truncated, text, another format)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {path}: {describe_unreadable(path, exc)}") from None
+
+
 def read_state_dict(path):
     """The model state dict in ``path``: one of our checkpoints (``{"model": ...}``), another
     training checkpoint (``state_dict`` / ``model_state_dict``), or a bare state dict. A
     ``module.`` prefix from DistributedDataParallel is removed."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read {path} as a PyTorch checkpoint: {exc}") from exc
+    obj = read_torch_file(path)
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state_dict"):
             if key in obj and isinstance(obj[key], dict):

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bisenet.checkpoint import CheckpointError, compare_state_dicts, format_mismatch
+from bisenet.checkpoint import CheckpointError, compare_state_dicts, format_mismatch, read_torch_file
 from bisenet.models.layers import ConvBNReLU
 from bisenet.weights import PUBLISHED, hub_checkpoint_path, url_of
 
@@ -197,10 +197,7 @@ class BiSeNetV2(nn.Module):
                 "as model.backbone_weights=/path/to/backbone_v2.pth. To train from scratch on purpose, set "
                 "model.backbone_weights= (empty): its authors report about 71-74 mIoU on Cityscapes that way, "
                 "against 74.95 with the backbone.")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise CheckpointError(f"cannot read {path} as a PyTorch file: {exc}") from exc
+        state = read_torch_file(path)
         branches = {"detail": self.detail, "segment": self.segment}
         if not isinstance(state, dict) or set(state) != set(branches):
             found = sorted(state) if isinstance(state, dict) else type(state).__name__

@@ -1,10 +1,9 @@
 """ResNet-18 feature extractor for the context path, with torchvision's parameter names."""
 import os
 
-import torch
 import torch.nn as nn
 
-from bisenet.checkpoint import CheckpointError, compare_state_dicts, format_mismatch
+from bisenet.checkpoint import CheckpointError, compare_state_dicts, format_mismatch, read_torch_file
 from bisenet.weights import hub_checkpoint_path
 
 TORCHVISION_HINT = (
@@ -77,10 +76,7 @@ class ResNet18(nn.Module):
             path = os.path.expanduser(source)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"ImageNet backbone weights not found at {path}.\n{TORCHVISION_HINT}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise CheckpointError(f"cannot read {path} as a PyTorch file: {exc}") from exc
+        state = read_torch_file(path)
         if not isinstance(state, dict):
             raise CheckpointError(f"{path} is not a torchvision ResNet-18 state dict")
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
