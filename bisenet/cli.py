@@ -1,19 +1,37 @@
-"""Argument handling shared by the command-line tools."""
+"""What the command-line tools share: the argument parser, the config and weights they resolve,
+and ``run``, the one place where bad input becomes a message and an exit code."""
 import argparse
-import contextlib
 import os
 import sys
 
-from bisenet.checkpoint import CheckpointError
-from bisenet.config import ConfigError, load_config
-from bisenet.data.io import DatasetError, describe
+from bisenet import distributed
+from bisenet.config import load_config
+from bisenet.data.io import describe
+from bisenet.errors import MissingFileError, UserError
 from bisenet.weights import PUBLISHED, config_path, fetch
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def run(main, argv=None):
+    """Run a tool's ``main(argv)``: a ``UserError`` (bad config, data, checkpoint, ...) prints its
+    message and exits with its code (1), Ctrl-C exits with 130; neither prints a traceback,
+    which is kept for bisenet's own bugs."""
+    try:
+        main(argv)
+    except UserError as exc:
+        rank = distributed.launched_rank()
+        where = f" (rank {rank})" if rank is not None else ""
+        print(f"{getattr(exc, 'label', 'error')}{where}: {describe(exc)}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
 class ToolParser(argparse.ArgumentParser):
-    """The tools' argument parser: usage errors exit with 1, like every other bad input."""
+    """The tools' argument parser: the docstring's examples keep their lines, and usage errors
+    exit with 1, like every other bad input."""
 
     def __init__(self, description, **kwargs):
         super().__init__(description=description, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
@@ -23,9 +41,14 @@ class ToolParser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message}\n")
 
 
+def add_weights_option(parser):
+    parser.add_argument("--weights", help="checkpoint, or a published model's name such as coincheung/bisenetv1_city "
+                                          "(default: <train.output_dir>/model_final.pth)")
+
+
 def config_parser(description, positionals=(), default_config="configs/bisenetv1_city.py"):
     """A parser with ``--config`` and trailing ``KEY=VALUE`` overrides; ``positionals`` are
-    (name, help) pairs that come before the overrides. Parse with ``parse_intermixed_args`` so
+    (name, help) pairs that come before the overrides. Parse with ``parse_args`` below, so that
     options and overrides may come in any order. Without ``--config``, published ``--weights``
     bring their own config, else ``default_config`` is used."""
     parser = ToolParser(description)
@@ -36,6 +59,23 @@ def config_parser(description, positionals=(), default_config="configs/bisenetv1
                         help="config fields to override, e.g. train.max_iters=1000 data.root=/data/cityscapes")
     parser.set_defaults(default_config=default_config)
     return parser
+
+
+def parse_args(parser, argv=None):
+    """Options and overrides in any order. An optional value that is really an override
+    (``--resume train.max_iters=5``) is given back to the overrides."""
+    args = parser.parse_intermixed_args(argv)
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.nargs == "?" and isinstance(value, str) and _is_override(value) and not os.path.exists(value):
+            setattr(args, action.dest, action.const)
+            args.overrides.insert(0, value)
+    return args
+
+
+def _is_override(text):
+    key = text.split("=", 1)[0]
+    return "=" in text and key.count(".") == 1 and key.replace(".", "").replace("_", "").isalnum()
 
 
 def positive_int(text):
@@ -49,51 +89,27 @@ def positive_int(text):
     return value
 
 
-def load_config_or_exit(args):
+def tool_config(args):
+    """The config of a tool's arguments: ``--config`` (also found relative to the checkout, for
+    configs/... from another folder), else that of published ``--weights``, else the default."""
     path = args.config
     if path is None:
         named = PUBLISHED.get(getattr(args, "weights", None) or "")
         path = config_path(named) if named and named.config else getattr(args, "default_config", None)
     if path and not os.path.isfile(path) and os.path.isfile(os.path.join(REPO_ROOT, path)):
-        path = os.path.join(REPO_ROOT, path)  # configs/... from outside the checkout
-    try:
-        return load_config(path, args.overrides)
-    except ConfigError as exc:
-        sys.exit(f"error: {exc}")
+        path = os.path.join(REPO_ROOT, path)
+    return load_config(path, args.overrides)
 
 
-def trained_model(cfg, weights):
-    """The model of ``cfg`` with ``weights`` (default: the config's final checkpoint), in eval
-    mode; bad input ends the tool with its message."""
-    from bisenet.checkpoint import load_weights
-    from bisenet.models import build_model
-
-    with user_errors():
-        model = build_model(cfg)
-        load_weights(model, default_weights(cfg, weights))
-    return model.eval()
-
-
-def default_weights(cfg, weights):
+def resolve_weights(cfg, weights):
     """The checkpoint to use: ``weights`` (a path, or a published name such as
     coincheung/bisenetv1_city, fetched into torch's hub cache on first use) or, when not given,
     the final checkpoint of the config's training run."""
     if weights in PUBLISHED:
-        with user_errors():
-            return fetch(weights)
+        return fetch(weights)
     path = weights or os.path.join(cfg.train.output_dir, "model_final.pth")
     if not os.path.isfile(path):
         published = ", ".join(name for name, entry in PUBLISHED.items() if entry.config)
-        sys.exit(f"error: weights {path} not found; train first (tools/train.py), pass --weights PATH, or a "
-                 f"published model by name ({published})")
+        raise MissingFileError(f"weights {path} not found; train first (tools/train.py), pass --weights PATH, or a "
+                               f"published model by name ({published})")
     return path
-
-
-@contextlib.contextmanager
-def user_errors():
-    """Bad input (data, checkpoint, config, a missing file) ends the tool with its message and
-    exit code 1, not a traceback: the message already names the file and the fix."""
-    try:
-        yield
-    except (DatasetError, CheckpointError, ConfigError, FileNotFoundError) as exc:
-        sys.exit(f"error: {describe(exc)}")

@@ -4,6 +4,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from bisenet.errors import UserError
+
 
 def is_distributed():
     return dist.is_available() and dist.is_initialized()
@@ -21,6 +23,12 @@ def is_main_process():
     return get_rank() == 0
 
 
+def launched_rank():
+    """This process's rank when a launcher (torchrun) started several, else None; also after the
+    process group is gone."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+
+
 def all_reduce_sum(tensor):
     if is_distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
@@ -29,9 +37,17 @@ def all_reduce_sum(tensor):
 
 def resolve_device(name=None):
     """``name`` ("cpu", "cuda", "cuda:1") or, when not given, CUDA if available else the CPU."""
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
 
 
 def init_from_environment(device):

@@ -10,26 +10,27 @@ from tabulate import tabulate
 
 from bisenet import distributed
 from bisenet.benchmark import benchmark, count_flops
-from bisenet.cli import config_parser, load_config_or_exit, positive_int
-from bisenet.models import build_model
+from bisenet.cli import config_parser, parse_args, positive_int, run, tool_config
+from bisenet.inference import load_model
 
 
-def main():
+def main(argv=None):
     parser = config_parser(__doc__)
     parser.add_argument("--size", type=positive_int, nargs=2, action="append", metavar=("H", "W"),
                         help="input size, repeatable (default: 512 1024 and 1024 2048)")
-    parser.add_argument("--mode", nargs="+", default=["eager"], choices=["eager", "fast", "onnx"])
+    parser.add_argument("--mode", nargs="+", default=["eager"], choices=["eager", "fast", "onnx"],
+                        help="what to time: PyTorch eager fp32, the fast path, onnxruntime (default: eager)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    args = parser.parse_intermixed_args()
-    cfg = load_config_or_exit(args)
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--runs", type=positive_int, default=5, help="timed runs (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default: %(default)s)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
+    args = parse_args(parser, argv)
+    cfg = tool_config(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = distributed.resolve_device(args.device)
-    model = build_model(cfg).eval()
+    model = load_model(cfg, None)  # random weights: the timing does not depend on them
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     eval_params = sum(p.numel() for n, p in model.named_parameters()
                       if not n.startswith(tuple(f"{m}." for m in getattr(model, "aux_head_modules", ()))))
@@ -42,7 +43,8 @@ def main():
                       "threads": torch.get_num_threads(), "parameters": params, "inference_parameters": eval_params,
                       "gflops": flops / 1e9, "fps": 1 / r["median_s"], **r}
             records.append(record)
-            rows.append([f"1x3x{size[0]}x{size[1]}", mode + (f" ({r['backend']}, {r['dtype']})" if "dtype" in r else ""),
+            backend = f" ({r['backend']}, {r['dtype']})" if "dtype" in r else ""
+            rows.append([f"1x3x{size[0]}x{size[1]}", mode + backend,
                          f"{flops / 1e9:.1f}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}-{r['max_s']:.3f}",
                          f"{1 / r['median_s']:.2f}", f"{r['peak_memory_bytes'] / 2**20:.0f}",
                          f"{flops / r['median_s'] / 1e9:.0f}"])
@@ -56,4 +58,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -7,22 +7,22 @@ break training, listing the files.
 """
 import sys
 
-from bisenet.cli import config_parser, load_config_or_exit
+from bisenet.cli import config_parser, parse_args, positive_int, run, tool_config
 from bisenet.data.check import check_dataset, format_report
 
 
-def main():
+def main(argv=None):
     parser = config_parser(__doc__)
     parser.add_argument("--root", help="dataset root (data.root)")
     parser.add_argument("--list", dest="list_file", help="a list file of image,label lines for the train split")
     parser.add_argument("--splits", nargs="+", help="splits to check (default: the config's train and val splits)")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
-    args = parser.parse_intermixed_args()
+    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default: one per CPU core)")
+    args = parse_args(parser, argv)
     if args.root:
         args.overrides.append(f"data.root={args.root}")
     if args.list_file:
         args.overrides.append(f"data.train_list={args.list_file}")
-    cfg = load_config_or_exit(args)
+    cfg = tool_config(args)
     splits = args.splits or [cfg.data.train_split, cfg.data.val_split]
     report = check_dataset(cfg.data, cfg.model.num_classes, splits, args.workers)
     print(format_report(report))
@@ -30,4 +30,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -1,19 +1,17 @@
 """Evaluate a BiSeNet model (mIoU, per-class table).
 
   python tools/evaluate.py --config configs/bisenetv1_city.py --weights W.pth [--msc] [--flip] [--crop]
-  python tools/evaluate.py --config configs/bisenetv1_city.py --weights W.pth --modes ss,ssc,msf,mscf
+  python tools/evaluate.py --weights coincheung/bisenetv1_city --modes all     (published weights by name)
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
-import sys
-
 from bisenet import distributed
-from bisenet.cli import config_parser, default_weights, load_config_or_exit, user_errors
+from bisenet.cli import add_weights_option, config_parser, parse_args, resolve_weights, run, tool_config
 from bisenet.engine.evaluator import evaluate_weights, mode_settings
 
 
-def main():
+def main(argv=None):
     parser = config_parser(__doc__)
-    parser.add_argument("--weights", help="checkpoint (default: <train.output_dir>/model_final.pth)")
+    add_weights_option(parser)
     parser.add_argument("--msc", action="store_true", help="multi-scale: the config's eval.scales unless --scales")
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
     parser.add_argument("--crop", action="store_true", help="sliding-window crops of eval.crop_size")
@@ -25,32 +23,30 @@ def main():
                         help="several modes in one run, named as in the reference's table: ss,ssc,msf,mscf (or all "
                              "for those four), with the config's eval.scales and eval.crop_size")
     parser.add_argument("--save-pred", metavar="DIR",
-                        help="write predictions as labelIds PNGs (DIR/labelIds, official format) and colour PNGs (DIR/color)")
-    parser.add_argument("--json", metavar="OUT", help="also write the scores to this JSON file")
+                        help="write predictions as labelIds PNGs (DIR/labelIds, official format) and colour PNGs "
+                             "(DIR/color)")
+    parser.add_argument("--json", metavar="FILE", help="also write the scores to this JSON file")
     parser.add_argument("--fast", action="store_true",
                         help="deployment inference: folded BN, onnxruntime on the CPU, fp16 channels-last on CUDA")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    args = parser.parse_intermixed_args()
-    cfg = load_config_or_exit(args)
+    args = parse_args(parser, argv)
+    cfg = tool_config(args)
     if args.modes:
         names = ["ss", "ssc", "msf", "mscf"] if args.modes == "all" else args.modes.split(",")
-        try:
-            modes = [mode_settings(name.strip(), cfg.eval) for name in names]
-        except ValueError as exc:
-            sys.exit(f"error: --modes: {exc}")
+        modes = [mode_settings(name.strip(), cfg.eval) for name in names]
     else:
         scales = tuple(args.scales) if args.scales else (tuple(cfg.eval.scales) if args.msc else (1.0,))
         crop = args.crop_size or (cfg.eval.crop_size if args.crop or args.crop_stride else None)
         modes = [{"scales": scales, "flip": args.flip, "crop_size": tuple(crop) if crop else None,
                   "crop_stride": tuple(args.crop_stride) if args.crop_stride else None, "protocol": cfg.eval.protocol}]
+    weights = resolve_weights(cfg, args.weights)
     device = distributed.init_from_environment(distributed.resolve_device(args.device))
     try:
-        with user_errors():
-            evaluate_weights(cfg, default_weights(cfg, args.weights), device, modes, save_pred_dir=args.save_pred,
-                             json_path=args.json, fast=args.fast)
+        evaluate_weights(cfg, weights, device, modes, save_pred_dir=args.save_pred, json_path=args.json,
+                         fast=args.fast)
     finally:
         distributed.cleanup()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

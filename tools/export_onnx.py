@@ -8,37 +8,37 @@ on a random image and compared with PyTorch; the tool fails if the largest diffe
 logits, relative to the largest logit (fp32 rounding gives about 1e-6), or the fraction of
 differing pixels with --argmax, is above --tolerance.
 """
-import sys
+from bisenet.cli import add_weights_option, config_parser, parse_args, positive_int, resolve_weights, run, tool_config
+from bisenet.deploy.export import export_onnx
+from bisenet.deploy.runtime import check_onnx
+from bisenet.errors import UserError
+from bisenet.inference import load_model
 
-from bisenet.cli import config_parser, load_config_or_exit, positive_int, trained_model
-from bisenet.export import check_onnx, export_onnx
 
-
-def main():
+def main(argv=None):
     parser = config_parser(__doc__)
-    parser.add_argument("--weights", help="checkpoint (default: <train.output_dir>/model_final.pth)")
-    parser.add_argument("--out", required=True, help="the .onnx file to write")
+    add_weights_option(parser)
+    parser.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
     parser.add_argument("--size", type=positive_int, nargs=2, default=(1024, 2048), metavar=("H", "W"),
                         help="example input size (default: %(default)s; with --dynamic any size runs)")
     parser.add_argument("--dynamic", action="store_true", help="free batch size, height and width")
     parser.add_argument("--argmax", action="store_true", help="output the class map (int64) instead of logits")
-    parser.add_argument("--opset", type=int, default=17)
-    parser.add_argument("--tolerance", type=float, default=None,
-                        help="largest allowed difference (default: 1e-4 of the largest logit, or 1e-4 of the pixels "
-                             "for --argmax)")
-    args = parser.parse_intermixed_args()
-    cfg = load_config_or_exit(args)
-    model = trained_model(cfg, args.weights)
+    parser.add_argument("--opset", type=positive_int, default=17, help="ONNX opset version (default: %(default)s)")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest allowed difference (default: %(default)s of the largest logit, or of the "
+                             "pixels for --argmax)")
+    args = parse_args(parser, argv)
+    cfg = tool_config(args)
+    model = load_model(cfg, resolve_weights(cfg, args.weights))
     wrapper = export_onnx(model, args.out, tuple(args.size), args.dynamic, args.argmax, args.opset)
     check_size = (args.size[0] // 2 + 5, args.size[1] // 2 + 3) if args.dynamic else tuple(args.size)
     difference = check_onnx(args.out, wrapper, check_size)
-    tolerance = args.tolerance if args.tolerance is not None else 1e-4
     what = "fraction of differing pixels" if args.argmax else "largest logit difference (relative)"
     print(f"wrote {args.out}; onnxruntime vs PyTorch at {check_size[0]}x{check_size[1]}: {what} {difference:.3g} "
-          f"(tolerance {tolerance:g})")
-    if difference > tolerance:
-        sys.exit(f"error: the exported model differs from PyTorch by {difference:.3g} > {tolerance:g}")
+          f"(tolerance {args.tolerance:g})")
+    if difference > args.tolerance:
+        raise UserError(f"the exported model differs from PyTorch by {difference:.3g} > {args.tolerance:g}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

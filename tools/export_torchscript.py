@@ -7,20 +7,20 @@ with image a normalised 1x3xHxW float tensor (any H and W).
 """
 import torch
 
-from bisenet.cli import config_parser, load_config_or_exit, positive_int, trained_model
-from bisenet.export import export_torchscript
+from bisenet.cli import add_weights_option, config_parser, parse_args, positive_int, resolve_weights, run, tool_config
+from bisenet.deploy.export import export_torchscript
+from bisenet.inference import load_model
 
 
-def main():
+def main(argv=None):
     parser = config_parser(__doc__)
-    parser.add_argument("--weights", help="checkpoint (default: <train.output_dir>/model_final.pth)")
-    parser.add_argument("--out", required=True, help="the .pt file to write")
+    add_weights_option(parser)
+    parser.add_argument("--out", required=True, metavar="FILE", help="the .pt file to write")
     parser.add_argument("--size", type=positive_int, nargs=2, default=(512, 1024), metavar=("H", "W"),
-                        help="example size for tracing (the module accepts any size)")
-    args = parser.parse_intermixed_args()
-    cfg = load_config_or_exit(args)
-    model = trained_model(cfg, args.weights)
-    traced = export_torchscript(model, args.out, tuple(args.size))
+                        help="example size for tracing (default: %(default)s; the module accepts any size)")
+    args = parse_args(parser, argv)
+    cfg = tool_config(args)
+    traced = export_torchscript(load_model(cfg, resolve_weights(cfg, args.weights)), args.out, tuple(args.size))
     check = torch.randn(1, 3, args.size[0] + 7, args.size[1] + 5)
     with torch.no_grad():
         difference = float((torch.jit.load(args.out)(check) - traced(check)).abs().max())
@@ -28,4 +28,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

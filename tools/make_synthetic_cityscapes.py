@@ -1,20 +1,28 @@
-"""Write a small synthetic dataset in the official Cityscapes layout (for the quickstart and tests)."""
-import argparse
+"""Write a small synthetic dataset in the official Cityscapes layout (for the quickstart and tests).
 
+  python tools/make_synthetic_cityscapes.py [--root datasets/synthetic_cityscapes] [--train 40] [--val 10]
+"""
+from bisenet.cli import ToolParser, positive_int, run
 from bisenet.data.synthetic import make_synthetic_cityscapes
+from bisenet.errors import UserError
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="datasets/synthetic_cityscapes", help="dataset root (default: %(default)s)")
-    parser.add_argument("--train", type=int, default=40, help="training images (default: %(default)s)")
-    parser.add_argument("--val", type=int, default=10, help="validation images (default: %(default)s)")
-    parser.add_argument("--size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"))
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    make_synthetic_cityscapes(args.out, args.train, args.val, *args.size, seed=args.seed)
-    print(f"wrote {args.train} train and {args.val} val images to {args.out}")
+def main(argv=None):
+    parser = ToolParser(__doc__)
+    parser.add_argument("--root", default="datasets/synthetic_cityscapes",
+                        help="dataset root folder to write (default: %(default)s)")
+    parser.add_argument("--train", type=positive_int, default=40, help="training images (default: %(default)s)")
+    parser.add_argument("--val", type=positive_int, default=10, help="validation images (default: %(default)s)")
+    parser.add_argument("--size", type=positive_int, nargs=2, default=(256, 512), metavar=("H", "W"),
+                        help="image size (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        make_synthetic_cityscapes(args.root, args.train, args.val, *args.size, seed=args.seed)
+    except OSError as exc:
+        raise UserError(f"cannot write the dataset into {args.root}: {exc.strerror or exc} ({exc.filename})") from None
+    print(f"wrote {args.train} train and {args.val} val images to {args.root}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -1,22 +1,25 @@
-"""Plot a training run's loss, LR and mIoU curves: python tools/plot_log.py output/bisenetv1_city [--out curves.png]"""
-import argparse
+"""Plot a training run's loss, LR and mIoU curves.
+
+  python tools/plot_log.py output/bisenetv1_city [--out curves.png]
+"""
 import os
-import sys
 
+from bisenet.cli import ToolParser, run
 from bisenet.engine.logs import plot_metrics
+from bisenet.errors import MissingFileError
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv=None):
+    parser = ToolParser(__doc__)
     parser.add_argument("run", help="a training output folder (with metrics.jsonl) or a metrics.jsonl file")
-    parser.add_argument("--out", help="PNG to write (default: <run>/curves.png)")
-    args = parser.parse_args()
+    parser.add_argument("--out", metavar="FILE", help="the PNG to write (default: <run>/curves.png)")
+    args = parser.parse_args(argv)
     metrics = args.run if args.run.endswith(".jsonl") else os.path.join(args.run, "metrics.jsonl")
     if not os.path.isfile(metrics):
-        sys.exit(f"error: {metrics} not found; it is written by tools/train.py into train.output_dir")
+        raise MissingFileError(f"{metrics} not found; it is written by tools/train.py into train.output_dir")
     out = args.out or os.path.join(os.path.dirname(metrics), "curves.png")
     print(f"wrote {plot_metrics(metrics, out)}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

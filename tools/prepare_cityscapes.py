@@ -6,27 +6,21 @@ bisenet trains on labelIds directly).
 Then `data.train_list=train_trainids.txt data.val_list=val_trainids.txt data.label_map={}` trains
 on the converted labels, and train.txt / val.txt are the reference implementation's list files.
 """
-import argparse
-import sys
-
+from bisenet.cli import ToolParser, positive_int, run
 from bisenet.config import load_config
-from bisenet.data.io import DatasetError, describe
 from bisenet.data.prepare import prepare_cityscapes
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="datasets/cityscapes")
-    parser.add_argument("--splits", nargs="+", default=["train", "val"])
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU core)")
-    args = parser.parse_args()
+def main(argv=None):
+    parser = ToolParser(__doc__)
+    parser.add_argument("--root", default="datasets/cityscapes", help="Cityscapes root folder (default: %(default)s)")
+    parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits (default: %(default)s)")
+    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default: one per CPU core)")
+    args = parser.parse_args(argv)
     data_cfg = load_config(None, [f"data.root={args.root}"]).data
-    try:
-        for path in prepare_cityscapes(data_cfg, args.splits, args.workers):
-            print(f"wrote {path}")
-    except DatasetError as exc:
-        sys.exit(f"error: {describe(exc)}")
+    for path in prepare_cityscapes(data_cfg, args.splits, args.workers):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=datasets/synthetic_cityscapes
 config=configs/bisenetv1_synthetic.py
-python tools/make_synthetic_cityscapes.py --out "$root" --train 40 --val 10
+python tools/make_synthetic_cityscapes.py --root "$root" --train 40 --val 10
 python tools/train.py --config "$config" --no-eval
 python tools/evaluate.py --config "$config"
 python tools/plot_log.py output/bisenetv1_synthetic

@@ -11,12 +11,11 @@ import sys
 signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
 
 from bisenet import distributed  # noqa: E402
-from bisenet.cli import config_parser, load_config_or_exit, user_errors  # noqa: E402
-from bisenet.engine.trainer import (TrainingError, TrainingInterrupted, evaluate_after_training,  # noqa: E402
-                                    train)
+from bisenet.cli import config_parser, parse_args, run, tool_config  # noqa: E402
+from bisenet.engine.trainer import TrainingError, evaluate_after_training, train  # noqa: E402
 
 
-def main():
+def main(argv=None):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = config_parser(__doc__)
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CKPT",
@@ -29,35 +28,29 @@ def main():
     parser.add_argument("--seed", type=int, help="random seed (train.seed)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
-    args = parser.parse_intermixed_args()
+    args = parse_args(parser, argv)
     if args.seed is not None:
         args.overrides.append(f"train.seed={args.seed}")
-    cfg = load_config_or_exit(args)
+    cfg = tool_config(args)
     device = distributed.init_from_environment(distributed.resolve_device(args.device))
     trained = False
     try:
-        with user_errors():
-            model, final = train(cfg, device, resume=args.resume, finetune_from=args.finetune_from,
-                                 force_resume=args.force_resume)
-            trained = True
-            if model is not None and distributed.is_main_process():
-                print(f"saved {final}")
-            if model is not None and not args.no_eval:
-                evaluate_after_training(cfg, model, device)
-    except TrainingInterrupted as exc:
-        print(f"rank {distributed.get_rank()}: {exc}", file=sys.stderr)
-        sys.exit(128 + int(exc.signal_number))
-    except TrainingError as exc:
-        print(f"error (rank {distributed.get_rank()}): {exc}", file=sys.stderr)
-        sys.exit(1)
+        model, final = train(cfg, device, resume=args.resume, finetune_from=args.finetune_from,
+                             force_resume=args.force_resume)
+        trained = True
+        if model is not None and distributed.is_main_process():
+            print(f"saved {final}")
+        if model is not None and not args.no_eval:
+            evaluate_after_training(cfg, model, device)
     except KeyboardInterrupt:
         where = "during the evaluation; the trained model is saved" if trained else (
             f"before training started; nothing new was saved in {cfg.train.output_dir}")
-        print(f"interrupted {where}", file=sys.stderr)
-        sys.exit(130)
+        error = TrainingError(f"interrupted {where}")
+        error.exit_code = 130
+        raise error from None
     finally:
         distributed.cleanup()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

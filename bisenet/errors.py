@@ -1,0 +1,27 @@
+"""The one error type for bad input: every problem a user can cause (a config key, a data file,
+a checkpoint, a run that cannot go on) raises a ``UserError`` whose message names the file or
+key and the fix. The tools catch it in one place (``bisenet.cli.run``) and exit with the message
+and ``exit_code``; any other exception is a bug in bisenet and keeps its traceback."""
+
+
+class UserError(Exception):
+    exit_code = 1
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file the user has to provide (weights, a backbone, a config) is not there."""
+
+
+class MissingExtraError(UserError, ImportError):
+    """A feature needs an optional dependency; the message gives the pip line."""
+
+
+def require(module, extra, feature):
+    """Import ``module`` for ``feature``, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(f"{feature} needs {module}, which is not installed: pip install -e \".[{extra}]\" "
+                                f"(or pip install {module})") from None
