@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from bisenet.config import load_config
 from bisenet.engine.evaluator import evaluate
-from bisenet.models import build_model
+from bisenet.inference import load_model
 
 
 class TimedModel(nn.Module):
@@ -47,7 +47,7 @@ def main():
         torch.set_num_threads(args.threads)
     cfg = load_config("configs/bisenetv1_city.py")
     device = torch.device(args.device)
-    model = TimedModel(build_model(cfg).eval().to(device))
+    model = TimedModel(load_model(cfg, None, device))
     generator = torch.Generator().manual_seed(0)
     loader = [{"image": torch.randn(1, 3, *args.size, generator=generator),
                "label": torch.randint(0, 19, (1, *args.size), generator=generator)} for _ in range(args.images)]

@@ -8,24 +8,20 @@ fraction of pixels whose class agrees with the eager fp32 prediction, and the mI
 import torch
 from tabulate import tabulate
 
-import bisenet
-from bisenet.cli import config_parser, default_weights, load_config_or_exit
+from bisenet.cli import add_weights_option, config_parser, parse_args, resolve_weights, run, tool_config
 from bisenet.data import build_eval_loader
-from bisenet.deploy import FastModel, make_fast
-from bisenet.inference import predict
+from bisenet.inference import load_model, predict
 from bisenet.metrics import ConfusionMatrix, scores
 
 
-def main():
+def main(argv=None):
     parser = config_parser(__doc__)
-    parser.add_argument("--weights")
-    args = parser.parse_intermixed_args()
-    cfg = load_config_or_exit(args)
-    model = bisenet.build_model(cfg)
-    bisenet.load_weights(model, default_weights(cfg, args.weights))
-    model.eval()
-    variants = {"eager fp32": model, "fast (make_fast)": make_fast(model, "cpu"),
-                "bf16 FastModel": FastModel(model, torch.bfloat16)}
+    add_weights_option(parser)
+    args = parse_args(parser, argv)
+    cfg = tool_config(args)
+    weights = resolve_weights(cfg, args.weights)
+    variants = {"eager fp32": load_model(cfg, weights), "fast (make_fast)": load_model(cfg, weights, fast=True),
+                "bf16 FastModel": load_model(cfg, weights, fast=True, precision="bf16")}
     matrices = {name: ConfusionMatrix(cfg.model.num_classes, cfg.data.ignore_index) for name in variants}
     agree = {name: 0 for name in variants}
     pixels = 0
@@ -43,4 +39,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

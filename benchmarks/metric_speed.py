@@ -75,7 +75,8 @@ def main():
             confusion_matrix(torch.from_numpy(cv2.imread(pred, cv2.IMREAD_UNCHANGED)),
                              torch.from_numpy(ID_TO_TRAIN_ID[cv2.imread(gt, cv2.IMREAD_UNCHANGED)]), 19)
         ours_files = (time.perf_counter() - start) / len(gts)
-    print(f"official: {1000 * theirs:.1f} ms/image from PNG files ({args.images * theirs:.1f} s for {args.images} images)")
+    print(f"official: {1000 * theirs:.1f} ms/image from PNG files "
+          f"({args.images * theirs:.1f} s for {args.images} images)")
     print(f"ours from the same PNG files: {1000 * ours_files:.1f} ms/image; "
           f"in memory {theirs / (ours / args.images):.0f}x faster, from files {theirs / ours_files:.1f}x faster")
 

@@ -1,12 +1,14 @@
 """Measuring a model: parameters, counted FLOPs, latency and peak memory."""
-import os
+import io
 import resource
 import statistics
-import tempfile
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from bisenet.deploy.export import export_onnx
+from bisenet.deploy.runtime import make_fast, onnx_session
 
 
 def count_flops(model, size, device="cpu"):
@@ -46,32 +48,22 @@ def measure_latency(run, device, warmup=2, runs=5):
 
 def benchmark(model, size, device, mode="eager", warmup=2, runs=5):
     """Latency of ``model`` (eval) on a 1x3xHxW input in ``mode``: "eager" (fp32), "fast"
-    (``bisenet.deploy``: folded BN, channels-last, bf16/fp16 where native) or "onnx"
-    (onnxruntime on the CPU)."""
+    (``bisenet.deploy.runtime.make_fast``) or "onnx" (onnxruntime on the CPU)."""
     device = torch.device(device)
     model = model.eval().to(device)
     image = torch.randn(1, 3, *size, device=device)
     if mode == "eager":
         return measure_latency(lambda: model(image), device, warmup, runs)
     if mode == "fast":
-        from bisenet.deploy import make_fast
-
         fast = make_fast(model, device)
         result = measure_latency(lambda: fast(image), device, warmup, runs)
         result["backend"] = type(fast).__name__
         result["dtype"] = str(getattr(fast, "dtype", None) or torch.float32).replace("torch.", "")
         return result
     if mode == "onnx":
-        import onnxruntime
-
-        from bisenet.export import export_onnx
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "model.onnx")
-            export_onnx(model, path, size)
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-            feed = {"image": image.cpu().numpy()}
-            return measure_latency(lambda: session.run(None, feed), torch.device("cpu"), warmup, runs)
+        buffer = io.BytesIO()
+        export_onnx(model, buffer, size)
+        session = onnx_session(buffer.getvalue())
+        feed = {"image": image.cpu().numpy()}
+        return measure_latency(lambda: session.run(None, feed), torch.device("cpu"), warmup, runs)
     raise ValueError(f"unknown mode {mode!r}; use eager, fast or onnx")

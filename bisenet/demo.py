@@ -5,12 +5,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-import bisenet
 from bisenet import distributed
 from bisenet.data.cityscapes import colorize, generated_palette
 from bisenet.data.io import DatasetError, read_image
 from bisenet.data.transforms import build_eval_transform
-from bisenet.inference import predict
+from bisenet.inference import load_model, predict
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -23,18 +22,11 @@ def overlay(image, color, alpha=0.5):
 
 class Segmenter:
     """The model of ``cfg`` with ``weights``, ready to segment RGB uint8 images; ``fast`` uses
-    the deployment path (folded BN, channels-last, bf16/fp16 where native)."""
+    the deployment path (``bisenet.inference.load_model``)."""
 
     def __init__(self, cfg, weights, device=None, fast=False):
         self.device = distributed.resolve_device(device)
-        model = bisenet.build_model(cfg)
-        bisenet.load_weights(model, weights)
-        model.to(self.device).eval()
-        if fast:
-            from bisenet.deploy import make_fast
-
-            model = make_fast(model, self.device)
-        self.model = model
+        self.model = load_model(cfg, weights, self.device, fast)
         self.num_classes = cfg.model.num_classes
         self.protocol = cfg.eval.protocol  # the same single-scale prediction as evaluation's
         self.transform = build_eval_transform(cfg.data)

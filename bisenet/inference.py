@@ -26,6 +26,8 @@ import re
 import torch
 import torch.nn.functional as F
 
+from bisenet.errors import UserError
+
 PROTOCOLS = ("coincheung", "standard")
 MODE_PATTERN = re.compile(r"^(ss|ms)(c?)(f?)$")
 
@@ -35,7 +37,7 @@ def parse_mode(name):
     mscf and the other combinations (ssf, ms, msc, sscf)."""
     match = MODE_PATTERN.match(name)
     if not match:
-        raise ValueError(f"unknown evaluation mode {name!r}: a mode is ss or ms (single or multi-scale), then c "
+        raise UserError(f"unknown evaluation mode {name!r}: a mode is ss or ms (single or multi-scale), then c "
                          "for sliding crops, then f for flip, e.g. ss, ssc, msf, mscf")
     return match.group(1) == "ms", bool(match.group(2)), bool(match.group(3))
 
@@ -56,8 +58,26 @@ def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip
             return _coincheung_whole(model, images, num_classes, out_size, scales, flip)
         return _coincheung_crops(model, images, num_classes, out_size, scales, flip, crop_size, crop_stride)
     if protocol != "standard":
-        raise ValueError(f"unknown evaluation protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        raise UserError(f"unknown evaluation protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     return _standard(model, images, num_classes, out_size, scales, flip, crop_size, crop_stride)
+
+
+def load_model(cfg, weights, device="cpu", fast=False, precision="auto"):
+    """The model of ``cfg`` in eval mode on ``device``, with ``weights`` (a checkpoint path;
+    None keeps the random initialisation, for timing); with ``fast``, its fastest inference
+    form (``bisenet.deploy.runtime.make_fast``: folded BN, onnxruntime on the CPU, fp16 on CUDA)."""
+    from bisenet.checkpoint import load_weights
+    from bisenet.models import build_model
+
+    model = build_model(cfg)
+    if weights is not None:
+        load_weights(model, weights)
+    model.to(device).eval()
+    if fast:
+        from bisenet.deploy.runtime import make_fast
+
+        model = make_fast(model, device, precision)
+    return model
 
 
 def predict(model, images, num_classes, **kwargs):

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bisenet.errors import UserError
 from bisenet.inference import predict, predict_probs, sliding_logits
 
 
@@ -32,7 +33,8 @@ def test_overlapping_windows_are_averaged():
             return torch.ones(x.shape[0], 2, *x.shape[-2:]) * torch.tensor([1.0, 3.0]).view(1, 2, 1, 1)
 
     logits = sliding_logits(Constant(), torch.zeros(1, 3, 50, 70), (32, 32), (10, 10))
-    assert torch.allclose(logits[:, 0], torch.ones(1, 50, 70)) and torch.allclose(logits[:, 1], torch.full((1, 50, 70), 3.0))
+    assert torch.allclose(logits[:, 0], torch.ones(1, 50, 70))
+    assert torch.allclose(logits[:, 1], torch.full((1, 50, 70), 3.0))
 
 
 def test_flip_restores_orientation():
@@ -190,5 +192,5 @@ def test_coincheung_ss_rounds_sizes_up_to_a_multiple_of_32():
 
 
 def test_unknown_protocol_is_refused():
-    with pytest.raises(ValueError, match="coincheung"):
+    with pytest.raises(UserError, match="coincheung"):
         predict_probs(SmallSegmenter().eval(), torch.zeros(1, 3, 8, 8), 5, protocol="mmseg")

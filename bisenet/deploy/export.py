@@ -1,0 +1,83 @@
+"""Export: BatchNorm folded into the convolutions, ONNX and TorchScript files. Depends on the
+models only; running the exports is ``bisenet.deploy.runtime``'s job."""
+import copy
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from bisenet.errors import require
+
+
+def fold_batchnorm(model):
+    """Fold every eval-mode BatchNorm that follows a convolution into it, in place.
+
+    Pairs are found structurally: in a Sequential, a Conv2d directly followed by a BatchNorm2d;
+    elsewhere, attributes named ``conv*`` and ``bn*`` with the same suffix (conv1/bn1,
+    conv_atten/bn_atten, conv/bn). The BatchNorm becomes an Identity. Returns the count folded.
+    (The tests check on both models that this finds every BatchNorm that reads a convolution's
+    output, by following the tensors of a forward pass.)
+    """
+    if model.training:
+        raise ValueError("fold_batchnorm needs a model in eval mode (running statistics)")
+    folded = 0
+    for module in model.modules():
+        if isinstance(module, nn.Sequential):
+            names = list(module._modules)
+            for first, second in zip(names, names[1:]):
+                conv, bn = module._modules[first], module._modules[second]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    module._modules[first] = fuse_conv_bn_eval(conv, bn)
+                    module._modules[second] = nn.Identity()
+                    folded += 1
+        for name, conv in list(module._modules.items()):
+            if not (isinstance(conv, nn.Conv2d) and name.startswith("conv")):
+                continue
+            bn_name = "bn" + name[len("conv"):]
+            bn = module._modules.get(bn_name)
+            if isinstance(bn, nn.BatchNorm2d) and not isinstance(module, nn.Sequential):
+                module._modules[name] = fuse_conv_bn_eval(conv, bn)
+                module._modules[bn_name] = nn.Identity()
+                folded += 1
+    return folded
+
+
+class ExportModel(nn.Module):
+    """Eval-mode model with BatchNorm folded; returns logits, or the class map with ``argmax``."""
+
+    def __init__(self, model, argmax=False):
+        super().__init__()
+        self.model = copy.deepcopy(model).eval()
+        fold_batchnorm(self.model)
+        self.argmax = argmax
+
+    def forward(self, image):
+        logits = self.model(image)
+        return logits.argmax(dim=1) if self.argmax else logits
+
+
+def export_onnx(model, path, size, dynamic=False, argmax=False, opset=17):
+    """Write ``path`` (a file name or a binary buffer); with ``dynamic`` the batch size, height
+    and width are free. Returns the exported (folded) module."""
+    require("onnx", "deploy", "ONNX export")  # torch's exporter writes through it
+    wrapper = ExportModel(model.cpu(), argmax).eval()
+    example = torch.randn(1, 3, *size)
+    output = "labels" if argmax else "logits"
+    axes = None
+    if dynamic:
+        axes = {"image": {0: "batch", 2: "height", 3: "width"},
+                output: {0: "batch", 1 if argmax else 2: "height", 2 if argmax else 3: "width"}}
+    with torch.no_grad():
+        torch.onnx.export(wrapper, (example,), path, input_names=["image"], output_names=[output],
+                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+    return wrapper
+
+
+def export_torchscript(model, path, size):
+    """A traced TorchScript module (logits) for libtorch; sizes stay free because every resize
+    in the model reads its target size from a tensor."""
+    wrapper = ExportModel(model.cpu()).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, torch.randn(1, 3, *size), check_trace=False)
+    traced.save(path)
+    return traced

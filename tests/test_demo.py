@@ -1,0 +1,55 @@
+"""bisenet.demo and tools/demo.py: images, folders (with clashing names) and videos."""
+import glob
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from bisenet.data.io import DatasetError
+from bisenet.demo import output_stems
+
+from conftest import run_tool
+
+
+def test_output_names_are_unique():
+    assert output_stems(["a/x.png", "a/y.jpg"]) == ["x", "y"]
+    assert output_stems(["a/x.png", "a/x.jpg", "a/y.png"]) == ["x_png", "x_jpg", "y"]
+    with pytest.raises(DatasetError, match="same name"):
+        output_stems(["a/x.png", "b/x.png"])
+
+
+def test_demo_on_a_folder_and_a_video(random_weights, synthetic_root, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sorted(glob.glob(f"{synthetic_root}/leftImg8bit/val/*/*.png"))[:2]:
+        shutil.copy(path, folder)
+    common = ["--config", "configs/bisenetv1_synthetic.py", "--weights", random_weights]
+    result = run_tool("demo.py", folder, *common, "--out-dir", tmp_path / "out", "--fast")
+    assert result.returncode == 0, result.stderr
+    assert len(glob.glob(str(tmp_path / "out" / "*_color.png"))) == 2
+    assert len(glob.glob(str(tmp_path / "out" / "*_overlay.png"))) == 2
+
+    # Two images of one name in different formats: both results are kept.
+    same = tmp_path / "same"
+    same.mkdir()
+    image = cv2.imread(sorted(glob.glob(f"{synthetic_root}/leftImg8bit/val/*/*.png"))[0])
+    cv2.imwrite(str(same / "x.png"), image)
+    cv2.imwrite(str(same / "x.jpg"), image)
+    result = run_tool("demo.py", same, *common, "--out-dir", tmp_path / "same_out")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "same_out")) == ["x_jpg_color.png", "x_jpg_overlay.png", "x_png_color.png",
+                                                         "x_png_overlay.png"]
+
+    video = str(tmp_path / "street.mp4")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 10, (128, 64))
+    for k in range(5):
+        writer.write(np.full((64, 128, 3), 40 * k, np.uint8))
+    writer.release()
+    result = run_tool("demo.py", video, *common, "--out-dir", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    for suffix in ("color", "overlay"):
+        capture = cv2.VideoCapture(str(tmp_path / "out" / f"street_{suffix}.mp4"))
+        assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+        assert (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (128, 64)
