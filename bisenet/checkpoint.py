@@ -10,11 +10,13 @@ import warnings
 import numpy as np
 import torch
 
+from bisenet.errors import MissingFileError, UserError
+
 # Checkpoint formats other implementations save, by the name users pass to --from.
 CONVERTERS = {}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint that does not fit the model; the message lists every mismatch."""
 
 
@@ -115,7 +117,7 @@ def read_state_dict(path):
     training checkpoint (``state_dict`` / ``model_state_dict``), or a bare state dict. A
     ``module.`` prefix from DistributedDataParallel is removed."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise MissingFileError(f"weights file not found: {path}")
     obj = read_torch_file(path)
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state_dict"):
@@ -144,7 +146,8 @@ def format_mismatch(missing, unexpected, mismatched, limit=20):
     lines = []
     for title, items in (("missing", missing), ("unexpected", unexpected)):
         if items:
-            lines.append(f"{len(items)} {title} key(s): " + ", ".join(items[:limit]) + (" ..." if len(items) > limit else ""))
+            more = " ..." if len(items) > limit else ""
+            lines.append(f"{len(items)} {title} key(s): " + ", ".join(items[:limit]) + more)
     for key, got, want in mismatched[:limit]:
         lines.append(f"shape of {key}: checkpoint {got}, model {want}")
     return "\n".join(lines)
@@ -158,7 +161,8 @@ def load_weights(model, path):
     if report:
         hint = ""
         if len(missing) == len(model.state_dict()):
-            hint = "\nNo name matches: if this is another implementation's checkpoint, convert it with tools/convert_checkpoint.py"
+            hint = ("\nNo name matches: if this is another implementation's checkpoint, convert it with "
+                    "tools/convert_checkpoint.py")
         raise CheckpointError(f"{path} does not fit {type(model).__name__}:\n{report}{hint}")
     model.load_state_dict(state, strict=True)
     return model
@@ -312,5 +316,6 @@ def detect_architecture(state, source="the checkpoint"):
     for name, classifier in CLASSIFIERS.items():
         if classifier in state and state[classifier].ndim == 4:
             return name, int(state[classifier].shape[0])
-    raise CheckpointError(f"{source} is neither a BiSeNetV1 nor a BiSeNetV2 state dict (no {' or '.join(CLASSIFIERS.values())}); "
+    raise CheckpointError(f"{source} is neither a BiSeNetV1 nor a BiSeNetV2 state dict "
+                          f"(no {' or '.join(CLASSIFIERS.values())}); "
                           f"its first keys: {', '.join(list(state)[:5])}")

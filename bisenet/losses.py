@@ -28,3 +28,25 @@ class OhemCrossEntropy(nn.Module):
         if hard.numel() < num_min:
             hard, _ = loss.topk(num_min)
         return hard.mean()
+
+
+class CrossEntropy(nn.Module):
+    """Plain mean cross-entropy over the valid pixels (zero, with a graph, when there is none)."""
+
+    def __init__(self, ignore_index=255):
+        super().__init__()
+        self.ignore_index = ignore_index
+
+    def forward(self, logits, labels):
+        loss = F.cross_entropy(logits.float(), labels, ignore_index=self.ignore_index, reduction="sum")
+        return loss / (labels != self.ignore_index).sum().clamp(min=1)
+
+
+LOSSES = {"ohem": "OHEM cross-entropy (train.ohem_thresh, train.ohem_min_fraction)", "cross_entropy": "cross-entropy"}
+
+
+def build_loss(train_cfg, ignore_index):
+    """The loss of ``train.loss``, applied to the main and every auxiliary output."""
+    if train_cfg.loss == "ohem":
+        return OhemCrossEntropy(train_cfg.ohem_thresh, train_cfg.ohem_min_fraction, ignore_index)
+    return CrossEntropy(ignore_index)

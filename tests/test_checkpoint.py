@@ -5,8 +5,16 @@ import pytest
 import torch
 
 import bisenet
-from bisenet.checkpoint import CheckpointError, convert_coincheung, load_weights, read_state_dict, save_checkpoint
+from bisenet.checkpoint import (
+    CheckpointError,
+    convert_coincheung,
+    load_checkpoint,
+    load_weights,
+    read_state_dict,
+    save_checkpoint,
+)
 from bisenet.models.bisenetv1 import BiSeNetV1
+
 from conftest import REFERENCE, run_tool
 
 
@@ -28,22 +36,23 @@ def reference_state_dict(seed=0, drop=()):
     return state
 
 
-def test_converter_loads_strictly_and_keeps_values(tmp_path):
+def test_converter_reads_a_distributed_fp16_checkpoint(tmp_path):
+    # A DDP checkpoint saved from fp16 weights: the converter must strip "module." and give our
+    # fp32 model every value unchanged (fp16 -> fp32 is exact); the counts stay integers.
     source = reference_state_dict()
-    torch.save(source, tmp_path / "model_final_v1_city_new.pth")
-    result = run_tool("convert_checkpoint.py", "--from", "coincheung", str(tmp_path / "model_final_v1_city_new.pth"),
-                      str(tmp_path / "ours.pth"))
+    saved = {f"module.{k}": v.half() if v.is_floating_point() else v for k, v in source.items()}
+    torch.save(saved, tmp_path / "model_final_v1_city_new.pth")
+    result = run_tool("convert_checkpoint.py", "--from", "coincheung", tmp_path / "model_final_v1_city_new.pth",
+                      tmp_path / "ours.pth")
     assert result.returncode == 0, result.stderr
-    model = BiSeNetV1(19)
-    load_weights(model, str(tmp_path / "ours.pth"))
-    for name, tensor in model.state_dict().items():
-        assert torch.equal(tensor, source[name]), name
-    # Same logits as the source weights loaded directly (the names are the reference's).
-    direct = BiSeNetV1(19)
-    direct.load_state_dict(source, strict=True)
-    x = torch.randn(1, 3, 64, 96)
-    with torch.no_grad():
-        assert torch.equal(model.eval()(x), direct.eval()(x))
+    assert "converted 222 entries (bisenetv1, 19 classes)" in result.stdout
+    converted = load_checkpoint(str(tmp_path / "ours.pth"))
+    assert converted["converted_from"] == "coincheung" and converted["config"]["model"]["name"] == "bisenetv1"
+    state = load_weights(BiSeNetV1(19), str(tmp_path / "ours.pth")).state_dict()
+    for name, tensor in state.items():
+        expected = saved[f"module.{name}"]
+        assert tensor.dtype == (torch.float32 if expected.is_floating_point() else expected.dtype), name
+        assert torch.equal(tensor, expected.to(tensor.dtype)), name
 
 
 def test_converter_reports_missing_and_unexpected(tmp_path):
@@ -54,7 +63,7 @@ def test_converter_reports_missing_and_unexpected(tmp_path):
         convert_coincheung(source, BiSeNetV1(19))
     assert "ffm.conv.weight" in str(info.value) and "extra.weight" in str(info.value)
     torch.save(source, tmp_path / "bad.pth")
-    result = run_tool("convert_checkpoint.py", "--from", "coincheung", str(tmp_path / "bad.pth"), str(tmp_path / "o.pth"))
+    result = run_tool("convert_checkpoint.py", "--from", "coincheung", tmp_path / "bad.pth", tmp_path / "o.pth")
     assert result.returncode != 0 and "ffm.conv.weight" in result.stderr
     assert not (tmp_path / "o.pth").exists()
 
@@ -93,7 +102,8 @@ def test_load_weights_is_strict_and_readable(tmp_path):
     torch.save(source, tmp_path / "w.pth")
     with pytest.raises(CheckpointError, match="cp.arm16.bn_atten.bias"):
         load_weights(BiSeNetV1(19), str(tmp_path / "w.pth"))
-    with pytest.raises(CheckpointError, match=r"conv_out.conv_out.weight: checkpoint \(19, 256, 1, 1\), model \(5, 256, 1, 1\)"):
+    mismatch = r"conv_out.conv_out.weight: checkpoint \(19, 256, 1, 1\), model \(5, 256, 1, 1\)"
+    with pytest.raises(CheckpointError, match=mismatch):
         load_weights(BiSeNetV1(5), str(tmp_path / "w.pth"))
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         read_state_dict(str(tmp_path / "nope.pth"))

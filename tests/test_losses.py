@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bisenet.losses import OhemCrossEntropy
+from bisenet.losses import CrossEntropy, OhemCrossEntropy, build_loss
 
 
 def reference_ohem(logits, labels, thresh=0.7, ignore_index=255):
@@ -59,3 +59,20 @@ def test_all_ignore_gives_zero_loss_and_zero_grad():
     loss.backward()
     assert torch.isfinite(logits.grad).all()
     assert (logits.grad == 0).all()
+
+
+def test_plain_cross_entropy_is_the_mean_over_valid_pixels():
+    logits, labels = make_batch(2, confident=False)
+    valid = labels != 255
+    summed = torch.nn.functional.cross_entropy(logits.double(), labels, ignore_index=255, reduction="sum")
+    expected = summed / valid.sum()
+    assert CrossEntropy()(logits, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert CrossEntropy()(logits, torch.full_like(labels, 255)).item() == 0.0
+
+
+def test_the_loss_is_chosen_by_the_config():
+    from bisenet.config import load_config
+
+    assert isinstance(build_loss(load_config(None).train, 255), OhemCrossEntropy)
+    cross_entropy = build_loss(load_config(None, ["train.loss=cross_entropy"]).train, 7)
+    assert isinstance(cross_entropy, CrossEntropy) and cross_entropy.ignore_index == 7

@@ -8,13 +8,13 @@ import sys
 import time
 
 import pytest
-import torch
 
 import bisenet.checkpoint as checkpoint_module
 import bisenet.engine.trainer as trainer_module
 from bisenet.checkpoint import CheckpointError, load_checkpoint
 from bisenet.engine.trainer import TrainingError, train
 from bisenet.lr_scheduler import lr_factor
+
 from conftest import REPO, run_tool
 from test_trainer import crash_after, lr_records
 
@@ -118,6 +118,7 @@ def test_diverged_weights_are_never_saved(cfg, monkeypatch):
     assert names == ["checkpoint_000002.pth"]
 
 
+@pytest.mark.slow
 def test_a_second_run_into_the_same_folder_is_refused_and_a_dead_ones_lock_taken_over(synthetic_root, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, os.path.join(REPO, "tools", "train.py"), "--config", "configs/bisenetv1_synthetic.py",
@@ -210,6 +211,7 @@ def test_a_full_disk_is_a_sentence_and_the_previous_checkpoint_survives(cfg, mon
     assert sorted(n for n in os.listdir(out) if n.endswith(".pth")) == ["checkpoint_000002.pth"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_before_training_starts_is_a_message(synthetic_root, tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen([sys.executable, os.path.join(REPO, "tools", "train.py"),

@@ -9,6 +9,7 @@ import torch
 import bisenet.engine.trainer as trainer_module
 from bisenet.checkpoint import load_checkpoint, load_for_finetune
 from bisenet.engine.trainer import TrainingError, train
+from bisenet.losses import OhemCrossEntropy
 from bisenet.lr_scheduler import lr_factor
 from bisenet.models.bisenetv1 import BiSeNetV1
 
@@ -69,8 +70,8 @@ def reference_then_crash(cfg, tmp_path, monkeypatch):
 
 def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
     reference = reference_then_crash(cfg, tmp_path, monkeypatch)
-    assert sorted(os.listdir(cfg.train.output_dir)) == ["checkpoint_000002.pth", "checkpoint_000004.pth", "log.txt",
-                                                        "metrics.jsonl", "train.lock"]
+    assert sorted(os.listdir(cfg.train.output_dir)) == ["checkpoint_000002.pth", "checkpoint_000004.pth", "config.py",
+                                                        "log.txt", "metrics.jsonl", "train.lock"]
     crash_after(monkeypatch, None)
     _, resumed = train(cfg, "cpu", resume="latest", progress=False)
     assert_same(weights(reference), weights(resumed))
@@ -105,15 +106,13 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous(cfg, tmp_path, m
 
 def test_nan_loss_stops_before_the_step_and_keeps_the_last_checkpoint(cfg, monkeypatch):
     calls = {"n": 0}
-    real = trainer_module.OhemCrossEntropy
-
-    class NaNAtIteration3(real):
+    class NaNAtIteration3(OhemCrossEntropy):
         def forward(self, logits, labels):
             calls["n"] += 1
             loss = super().forward(logits, labels)
             return loss * float("nan") if calls["n"] > 6 else loss  # 3 outputs per iteration
 
-    monkeypatch.setattr(trainer_module, "OhemCrossEntropy", NaNAtIteration3)
+    monkeypatch.setattr(trainer_module, "build_loss", lambda train_cfg, ignore_index: NaNAtIteration3())
     with pytest.raises(TrainingError, match="non-finite loss at iteration 3"):
         train(cfg, "cpu", progress=False)
     names = sorted(n for n in os.listdir(cfg.train.output_dir) if n.endswith(".pth"))
@@ -167,7 +166,7 @@ def test_finetune_with_another_class_count(cfg, tmp_path):
     assert "loaded 222 of 222 entries" in log
 
 
-class Overflowing(trainer_module.OhemCrossEntropy):
+class Overflowing(OhemCrossEntropy):
     """The loss of the iterations in ``at`` (1-based) overflows; 3 outputs per iteration."""
 
     at = ()
@@ -180,7 +179,7 @@ class Overflowing(trainer_module.OhemCrossEntropy):
 
 
 def fp16_on_the_cpu(cfg, monkeypatch, at):
-    monkeypatch.setattr(trainer_module, "OhemCrossEntropy", Overflowing)
+    monkeypatch.setattr(trainer_module, "build_loss", lambda train_cfg, ignore_index: Overflowing())
     monkeypatch.setattr(Overflowing, "at", at)
     monkeypatch.setattr(Overflowing, "calls", 0)
     cfg.train.amp, cfg.train.amp_dtype = True, "fp16"  # autocast and the gradient scaler work on the CPU

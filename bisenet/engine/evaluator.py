@@ -11,12 +11,10 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from bisenet import distributed
-from bisenet.checkpoint import load_weights
 from bisenet.data import build_eval_loader
 from bisenet.data.cityscapes import colorize
-from bisenet.inference import parse_mode, predict
+from bisenet.inference import load_model, parse_mode, predict
 from bisenet.metrics import ConfusionMatrix, scores
-from bisenet.models import build_model
 
 
 class PredictionWriter:
@@ -170,7 +168,8 @@ def report(results, modes, class_names, fast=False, json_path=None, **json_setti
         return
     for name, settings in zip(results, modes):
         crop = settings["crop_size"]
-        print(f"{name}: scales {list(settings['scales'])}, flip {settings['flip']}, crop {list(crop) if crop else None}, "
+        print(f"{name}: scales {list(settings['scales'])}, flip {settings['flip']}, "
+              f"crop {list(crop) if crop else None}, "
               f"protocol {settings['protocol']}, {results[name]['num_images']} images, "
               f"{distributed.get_world_size()} process(es){', fast inference' if fast else ''}")
     if len(results) == 1:
@@ -191,13 +190,7 @@ def evaluate_weights(cfg, weights, device, modes, save_pred_dir=None, json_path=
     """Load ``weights`` into the model of ``cfg``, evaluate it in each of ``modes`` (see
     ``evaluate_modes``), print the results on the main process, and optionally save the
     predictions (one mode) and a JSON file. Returns ``{mode name: scores}``."""
-    model = build_model(cfg)
-    load_weights(model, weights)
-    model.to(device).eval()
-    if fast:
-        from bisenet.deploy import make_fast
-
-        model = make_fast(model, device)
+    model = load_model(cfg, weights, device, fast)
     results = evaluate_modes(cfg, model, device, modes, save_pred_dir, progress)
     report(results, modes, cfg.data.class_names, fast, json_path, weights=weights)
     if save_pred_dir and distributed.is_main_process():

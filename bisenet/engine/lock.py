@@ -11,11 +11,12 @@ import os
 import socket
 
 from bisenet.checkpoint import process_alive
+from bisenet.errors import UserError
 
 LOCK_NAME = "train.lock"
 
 
-class OutputLockError(RuntimeError):
+class OutputLockError(UserError):
     """Another live run holds the folder."""
 
 
@@ -37,7 +38,9 @@ class OutputLock:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            holder = f"PID {previous[0]}" + (f" on {previous[1]}" if len(previous) > 1 else "") if previous else "a process"
+            holder = "a process"
+            if previous:
+                holder = f"PID {previous[0]}" + (f" on {previous[1]}" if len(previous) > 1 else "")
             raise OutputLockError(f"{os.path.dirname(self.path)} is in use by another training run ({holder}); wait "
                                   "for it to finish, or set train.output_dir to another folder") from None
         os.ftruncate(fd, 0)

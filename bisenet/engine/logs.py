@@ -1,32 +1,58 @@
-"""What a training run writes about itself: ``log.txt`` for people, ``metrics.jsonl`` for
-tools (one JSON object per line), and a plot of both."""
-import datetime
+"""What a training run writes about itself: lines for people through the standard ``logging``
+module (to the console and to ``log.txt``, on the main process), ``metrics.jsonl`` for tools
+(one JSON object per line), and a plot of both."""
 import json
+import logging
 import os
+
+from tqdm import tqdm
+
+from bisenet.errors import UserError, require
+
+
+class _ConsoleHandler(logging.Handler):
+    """Writes through tqdm, above any progress bar, to the stdout of the moment."""
+
+    def emit(self, record):
+        tqdm.write(self.format(record))
 
 
 class RunLog:
-    """Appends to the run's log files; a no-op on processes other than the main one."""
+    """A run's records; silent on processes other than the main one. ``close()`` detaches it."""
 
-    def __init__(self, output_dir, enabled=True):
+    def __init__(self, output_dir, enabled=True, console=True):
         self.enabled = enabled
-        if enabled:
-            os.makedirs(output_dir, exist_ok=True)
-            self.text = open(os.path.join(output_dir, "log.txt"), "a", buffering=1)
-            self.metrics = open(os.path.join(output_dir, "metrics.jsonl"), "a", buffering=1)
+        self.logger = logging.getLogger(f"bisenet.run.{id(self)}")
+        self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False
+        if not enabled:
+            self.logger.addHandler(logging.NullHandler())
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        file_handler = logging.FileHandler(os.path.join(output_dir, "log.txt"))
+        file_handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+        self.logger.addHandler(file_handler)
+        if console:
+            console_handler = _ConsoleHandler()
+            console_handler.setFormatter(logging.Formatter("%(message)s"))
+            self.logger.addHandler(console_handler)
+        self.metrics = open(os.path.join(output_dir, "metrics.jsonl"), "a", buffering=1)
 
     def info(self, message):
-        if self.enabled:
-            stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-            self.text.write(f"[{stamp}] {message}\n")
+        self.logger.info(message)
+
+    def warning(self, message):
+        self.logger.warning(f"warning: {message}")
 
     def record(self, **values):
         if self.enabled:
             self.metrics.write(json.dumps(values) + "\n")
 
     def close(self):
-        if self.enabled:
-            self.text.close()
+        for handler in list(self.logger.handlers):
+            handler.close()
+            self.logger.removeHandler(handler)
+        if self.enabled and not self.metrics.closed:
             self.metrics.close()
 
 
@@ -48,14 +74,13 @@ def read_metrics(path):
 
 def plot_metrics(metrics_path, out_path):
     """Loss (main and auxiliary), LR of each parameter group and mIoU against the iteration."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plot", "plotting the training curves")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     train, evals = read_metrics(metrics_path)
     if not train:
-        raise ValueError(f"{metrics_path} holds no training records yet")
+        raise UserError(f"{metrics_path} holds no training records yet")
     figure, axes = plt.subplots(1, 3, figsize=(15, 4))
     iterations = [r["iteration"] for r in train]
     axes[0].plot(iterations, [r["loss"] for r in train], label="main")

@@ -22,30 +22,43 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from bisenet import distributed
-from bisenet.checkpoint import (DiskFullError, capture_rng_state, list_checkpoints, load_checkpoint,
-                                load_for_finetune, load_latest_checkpoint, load_training_checkpoint,
-                                remove_stale_temp_files, restore_rng_state, save_checkpoint)
-from bisenet.config import validate
+from bisenet.checkpoint import (
+    DiskFullError,
+    capture_rng_state,
+    list_checkpoints,
+    load_checkpoint,
+    load_for_finetune,
+    load_latest_checkpoint,
+    load_training_checkpoint,
+    remove_stale_temp_files,
+    restore_rng_state,
+    save_checkpoint,
+)
+from bisenet.config import Config, ConfigError, validate, write_config
 from bisenet.data import build_eval_loader, build_train_loader
 from bisenet.engine.evaluator import evaluate, evaluate_modes, mode_settings, report
 from bisenet.engine.lock import OutputLock, OutputLockError
 from bisenet.engine.logs import RunLog
-from bisenet.losses import OhemCrossEntropy
+from bisenet.errors import MissingFileError, UserError
+from bisenet.losses import build_loss
 from bisenet.lr_scheduler import WarmupPolyLR
 from bisenet.models import build_model
 from bisenet.optim import build_optimizer
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError):
     """Training cannot start or go on; the message says why and what to do."""
 
 
 class TrainingInterrupted(TrainingError):
-    """SIGTERM or SIGINT arrived: a checkpoint was saved at a step boundary."""
+    """SIGTERM or SIGINT arrived: a checkpoint was saved at a step boundary. Exits with 128 plus
+    the signal's number, as a process killed by it would."""
 
     def __init__(self, message, signal_number):
         super().__init__(message)
         self.signal_number = signal_number
+        self.exit_code = 128 + int(signal_number)
+        self.label = "stopped"
 
 
 class StopRequest:
@@ -109,23 +122,16 @@ FREE_ON_RESUME = {"model.backbone_weights", "train.output_dir", "train.log_inter
 ARCHITECTURE = ("model.name", "model.num_classes")
 
 
-def _plain(value):
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def setting_changes(saved_config, cfg):
-    """``(key, value in the checkpoint, value now)`` for every setting that changes the run."""
+def setting_changes(saved, cfg):
+    """``(key, value in the checkpoint, value now)`` for every setting that changes the run,
+    between the configs ``saved`` and ``cfg``."""
     changes = []
-    for section, values in cfg.to_dict().items():
-        saved = saved_config.get(section, {}) if isinstance(saved_config, dict) else {}
-        for key, now in values.items():
-            name = f"{section}.{key}"
-            if section != "eval" and name not in FREE_ON_RESUME and key in saved and _plain(saved[key]) != _plain(now):
-                changes.append((name, saved[key], now))
+    for section in ("model", "data", "train"):
+        before, now = getattr(saved, section), getattr(cfg, section)
+        for field in dataclasses.fields(now):
+            name = f"{section}.{field.name}"
+            if name not in FREE_ON_RESUME and getattr(before, field.name) != getattr(now, field.name):
+                changes.append((name, getattr(before, field.name), getattr(now, field.name)))
     return changes
 
 
@@ -133,7 +139,12 @@ def check_resumable(checkpoint, cfg, path, force):
     """Refuse a resume that would silently change the run; with ``force``, return the changes,
     which then take effect (the schedule follows the config in force). A different architecture
     cannot be resumed at all."""
-    changes = setting_changes(checkpoint.get("config", {}), cfg)
+    try:
+        saved = Config.from_dict(checkpoint.get("config", {}))
+    except ConfigError as exc:
+        raise TrainingError(f"{path} holds a config this version cannot read ({exc}); resume it with the version "
+                            f"that wrote it, or start from its weights with --finetune-from {path}") from None
+    changes = setting_changes(saved, cfg)
     text = "; ".join(f"{name}: {before} in the checkpoint, {now} now" for name, before, now in changes)
     if any(name in ARCHITECTURE for name, _, _ in changes):
         raise TrainingError(f"{path} holds another model ({text}): its weights cannot continue this run. To start "
@@ -180,12 +191,12 @@ def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=
         for line in load_for_finetune(model, finetune_from):
             if log:
                 log.info(line)
-            if rank == 0:
-                print(line)
     if cfg.train.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crops: pick the fastest kernels once
     optimizer = build_optimizer(model, cfg.train)
     scheduler = WarmupPolyLR(optimizer, cfg.train.max_iters, cfg.train.warmup_iters, cfg.train.warmup_ratio,
                              cfg.train.poly_power)
@@ -207,7 +218,7 @@ def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=
         best_miou, kept = checkpoint.get("best_miou"), list(checkpoint.get("checkpoints", []))
     if scaler.is_enabled():
         scaler.scale(torch.ones((), device=device))  # creates the scale tensor that a skipped step lowers
-    criterion = OhemCrossEntropy(cfg.train.ohem_thresh, cfg.train.ohem_min_fraction, cfg.data.ignore_index)
+    criterion = build_loss(cfg.train, cfg.data.ignore_index)
     net = model
     if world_size > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -303,7 +314,7 @@ class Checkpointer:
         kept = ([n for n in run.checkpoints if n != name] + [name])[-keep:]
         state = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
                  "scaler": run.scaler.state_dict(), "iteration": iteration, "rng": rng, "best_miou": run.best_miou,
-                 "world_size": run.world_size, "config": run.cfg.to_dict(), "interrupted": interrupted,
+                 "config": run.cfg.to_dict(), "interrupted": interrupted,
                  "checkpoints": kept}
         self._write(state, os.path.join(self.output_dir, name), iteration)
         if run.is_main:
@@ -351,14 +362,14 @@ class Checkpointer:
             raise TrainingError(error or "the main process could not save a checkpoint (see its message)")
 
 
-def _choose_checkpoint(cfg, resume, is_main):
+def _choose_checkpoint(cfg, resume, log):
     """``(checkpoint, path)`` to resume from, ``(None, None)`` to start afresh, or an error when
     the folder holds an unfinished run that was not asked to be resumed."""
     output_dir = cfg.train.output_dir
     if resume == "latest":
         path, checkpoint = load_latest_checkpoint(output_dir)  # raises if every one is unreadable
-        if checkpoint is None and is_main:
-            print(f"no checkpoint in {output_dir} yet: starting from scratch")
+        if checkpoint is None:
+            log.info(f"no checkpoint in {output_dir} yet: starting from scratch")
         return checkpoint, path
     if resume:
         return load_training_checkpoint(resume), resume
@@ -395,6 +406,10 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
     device = device if isinstance(device, torch.device) else distributed.resolve_device(device)
     world_size = distributed.get_world_size()
     validate(cfg)  # a config built in code gets the checks of a config file
+    if not cfg.train.output_dir:
+        raise TrainingError("train.output_dir is empty: name the folder for the checkpoints and logs")
+    if finetune_from and not os.path.isfile(finetune_from):
+        raise MissingFileError(f"weights file not found: {finetune_from} (--finetune-from)")
     if cfg.train.batch_size % world_size:
         raise TrainingError(f"train.batch_size={cfg.train.batch_size} (images per step, all processes together) "
                             f"does not divide over {world_size} processes; choose a multiple of {world_size}")
@@ -406,46 +421,50 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
         raise TrainingError("train.sync_bn=true needs CUDA GPUs (SyncBatchNorm runs over NCCL); "
                             "set train.sync_bn=false on the CPU")
     lock, note = _lock_output_dir(cfg.train.output_dir, device, distributed.is_main_process())
+    log = None
     try:
-        return _train(cfg, device, resume, finetune_from, force_resume, progress, note)
+        final_path = os.path.join(cfg.train.output_dir, "model_final.pth")
+        done_before = finished_iteration(cfg.train.output_dir)
+        if done_before is not None and done_before >= cfg.train.max_iters:
+            if distributed.is_main_process():
+                print(f"{final_path} already holds the finished run ({done_before} iterations): nothing to do. "
+                      "Use another train.output_dir to train again.")
+            return None, final_path
+        log = RunLog(cfg.train.output_dir, enabled=distributed.is_main_process())
+        return _loop(cfg, device, resume, finetune_from, force_resume, progress, note, log)
     finally:
+        if log is not None:
+            log.close()
         if lock is not None:
             lock.release()
 
 
-def _train(cfg, device, resume, finetune_from, force_resume, progress, lock_note):
+def _loop(cfg, device, resume, finetune_from, force_resume, progress, lock_note, log):
     rank, world_size = distributed.get_rank(), distributed.get_world_size()
     is_main = rank == 0
     output_dir = cfg.train.output_dir
-    final_path = os.path.join(output_dir, "model_final.pth")
-    done_before = finished_iteration(output_dir)
-    if done_before is not None and done_before >= cfg.train.max_iters:
-        if is_main:
-            print(f"{final_path} already holds the finished run ({done_before} iterations): nothing to do. "
-                  "Use another train.output_dir to train again.")
-        return None, final_path
-    log = RunLog(output_dir, enabled=is_main)
-    for line in ([lock_note] if lock_note else []) + [f"removed {p}, left by an interrupted save" for p in
-                                                       (remove_stale_temp_files(output_dir) if is_main else [])]:
-        log.info(line)
-        print(line)
-    checkpoint, checkpoint_path = _choose_checkpoint(cfg, resume, is_main)
+    if lock_note:
+        log.info(lock_note)
+    for path in remove_stale_temp_files(output_dir) if is_main else []:
+        log.info(f"removed {path}, left by an interrupted save")
+    if is_main:
+        write_config(cfg, os.path.join(output_dir, "config.py"))
+    checkpoint, checkpoint_path = _choose_checkpoint(cfg, resume, log)
     if checkpoint is not None:
         changes = check_resumable(checkpoint, cfg, checkpoint_path, force_resume)
-        if changes and is_main:
+        if changes:
             text = "; ".join(f"{name} {before} -> {now}" for name, before, now in changes)
-            message = f"resuming with changed settings, which apply from iteration {checkpoint['iteration']}: {text}"
-            log.info(message)
-            print(f"warning: {message}")
+            log.warning(f"resuming with changed settings, which apply from iteration {checkpoint['iteration']}: "
+                        f"{text}")
+    # The data first: a wrong root or a bad file list stops the run before the model is built.
+    start_iter = int(checkpoint["iteration"]) if checkpoint is not None else 0
+    loader = build_train_loader(cfg, rank, world_size, start=start_iter * cfg.train.batch_size)
+    eval_loader = build_eval_loader(cfg, rank, world_size) if cfg.train.eval_interval > 0 else None
     run = build_run(cfg, device, rank, world_size, checkpoint, finetune_from, log)
     if checkpoint is not None:
         if os.path.abspath(os.path.dirname(checkpoint_path)) != os.path.abspath(output_dir):
             run.checkpoints = []  # the files it lists are another folder's, not this run's to prune
         log.info(f"resumed from {checkpoint_path} at iteration {run.start_iter}")
-        if is_main:
-            print(f"resumed from {checkpoint_path} at iteration {run.start_iter}")
-    loader = build_train_loader(cfg, rank, world_size, start=run.start_iter * cfg.train.batch_size)
-    eval_loader = build_eval_loader(cfg, rank, world_size) if cfg.train.eval_interval > 0 else None
     checkpointer = Checkpointer(run, log)
     log.info(f"training {cfg.model.name} for {cfg.train.max_iters} iterations from {run.start_iter} on "
              f"{world_size} process(es), {device}, batch {cfg.train.batch_size}, amp {run.amp_dtype}")
@@ -512,16 +531,16 @@ def _train(cfg, device, resume, finetune_from, force_resume, progress, lock_note
             if status.stop:
                 bar.close()
                 log.info(f"stopped by a signal at iteration {done}; checkpoint saved")
-                log.close()
                 raise TrainingInterrupted(f"stopped at iteration {done}: checkpoint saved in {output_dir}; "
                                           "run the same command with --resume to continue",
                                           stop.signal_number or signal.SIGTERM)
     bar.close()
-    if bad_samples and is_main:
-        print(f"warning: {len(bad_samples)} bad sample(s) were skipped (listed in {output_dir}/log.txt)")
+    if bad_samples:
+        log.warning(f"{len(bad_samples)} bad sample(s) were skipped (listed in {output_dir}/log.txt)")
     checkpointer.save_weights("model_final.pth", cfg.train.max_iters)
-    log.close()
-    return run.model, final_path
+    return run.model, os.path.join(output_dir, "model_final.pth")
+
+
 
 
 def evaluate_after_training(cfg, model, device=None, progress=True):

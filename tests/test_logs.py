@@ -1,0 +1,70 @@
+"""bisenet.engine.logs: lines to the console and log.txt on the main process, metrics.jsonl for
+tools, and the curves."""
+import json
+
+import cv2
+import pytest
+
+import bisenet.engine.logs as logs
+from bisenet.engine.logs import RunLog, plot_metrics, read_metrics
+from bisenet.errors import MissingExtraError, UserError
+
+
+def test_lines_reach_the_console_and_the_file_only_on_the_main_process(tmp_path, capsys):
+    log = RunLog(tmp_path / "main")
+    log.info("resumed from checkpoint_000004.pth at iteration 4")
+    log.warning("2 bad sample(s) were skipped")
+    log.record(iteration=1, loss=2.5)
+    log.close()
+    out = capsys.readouterr().out
+    assert "resumed from checkpoint_000004.pth at iteration 4\n" in out and "warning: 2 bad sample(s)" in out
+    text = (tmp_path / "main" / "log.txt").read_text().splitlines()
+    assert text[0].endswith("] resumed from checkpoint_000004.pth at iteration 4") and text[0].startswith("[20")
+    assert json.loads((tmp_path / "main" / "metrics.jsonl").read_text()) == {"iteration": 1, "loss": 2.5}
+
+    other = RunLog(tmp_path / "other", enabled=False)
+    other.info("not shown")
+    other.record(iteration=1)
+    other.close()
+    assert capsys.readouterr().out == "" and not (tmp_path / "other").exists()
+
+
+def test_two_runs_in_one_process_do_not_mix(tmp_path):
+    first, second = RunLog(tmp_path / "a"), RunLog(tmp_path / "b")
+    first.info("one")
+    second.info("two")
+    first.close()
+    second.close()
+    assert "two" not in (tmp_path / "a" / "log.txt").read_text()
+    assert "one" not in (tmp_path / "b" / "log.txt").read_text()
+
+
+def test_read_metrics_keeps_the_latest_record_of_an_iteration_and_skips_notes(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    records = [{"iteration": 1, "loss": 3.0}, {"iteration": 2, "loss": 2.0}, {"iteration": 2, "loss": 1.5},
+               {"iteration": 3, "skipped_step": "a gradient", "loss_scale": 32768.0}, {"iteration": 2, "miou": 0.5}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + "\n")
+    train, evals = read_metrics(str(path))
+    assert train == [{"iteration": 1, "loss": 3.0}, {"iteration": 2, "loss": 1.5}]
+    assert evals == [{"iteration": 2, "miou": 0.5}]
+
+
+def test_curves_are_drawn(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    lines = [{"iteration": i, "loss": 3.0 / i, "aux_losses": [3.0 / i, 3.1 / i], "lr": {"backbone": 0.01 / i}}
+             for i in range(1, 5)] + [{"iteration": 4, "miou": 0.4}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    image = cv2.imread(plot_metrics(str(path), str(tmp_path / "curves.png")))
+    assert image is not None and image.shape[1] > image.shape[0]
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(UserError, match="no training records yet"):
+        plot_metrics(str(tmp_path / "empty.jsonl"), str(tmp_path / "x.png"))
+
+
+def test_plotting_without_matplotlib_gives_the_install_line(tmp_path, monkeypatch):
+    def missing(module, extra, feature):
+        raise MissingExtraError(f"{feature} needs {module}: pip install -e \".[{extra}]\"")
+
+    monkeypatch.setattr(logs, "require", missing)
+    with pytest.raises(MissingExtraError, match=r'pip install -e "\.\[plot\]"'):
+        plot_metrics(str(tmp_path / "metrics.jsonl"), str(tmp_path / "x.png"))
