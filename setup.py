@@ -1,5 +1,8 @@
 from setuptools import find_packages, setup
 
+DEPLOY = ["onnx", "onnxruntime"]  # ONNX export and the fast CPU path
+PLOT = ["matplotlib"]  # tools/plot_log.py
+
 setup(
     name="bisenet",
     version="0.1.0",
@@ -9,18 +12,17 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["bisenet", "bisenet.*"]),
     install_requires=[
-        "torch>=2.1",
-        "torchvision>=0.16",
+        "torch>=2.3",  # torch.amp.GradScaler("cpu"), fp16 autocast on the CPU
+        "torchvision>=0.18",
         "opencv-python-headless>=4.5",
         "numpy",
+        "pillow",
         "tqdm",
         "tabulate",
-        "pillow",
-        "matplotlib",  # tools/plot_log.py
-        "onnx",  # tools/export_onnx.py
-        "onnxruntime",  # the fast CPU inference path, and checking exports
     ],
     extras_require={
-        "dev": ["pytest>=7", "cityscapesscripts>=2.2"],
+        "deploy": DEPLOY,
+        "plot": PLOT,
+        "dev": ["pytest>=7", "cityscapesscripts>=2.2", *DEPLOY, *PLOT],
     },
 )

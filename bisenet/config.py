@@ -10,15 +10,17 @@ import dataclasses
 import difflib
 import os
 import runpy
+import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
 
 from bisenet.data import cityscapes
+from bisenet.errors import UserError
 from bisenet.inference import PROTOCOLS, parse_mode
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A config file or override that cannot be used as written."""
 
 
@@ -80,6 +82,7 @@ class TrainConfig:
     warmup_iters: int = 1000
     warmup_ratio: float = 0.1
     poly_power: float = 0.9
+    loss: str = "ohem"  # "ohem" (the BiSeNet recipe) or "cross_entropy", on every output
     ohem_thresh: float = 0.7  # keep pixels whose predicted probability of the truth is below this
     ohem_min_fraction: float = 1.0 / 16
     aux_weight: float = 1.0
@@ -98,7 +101,9 @@ class TrainConfig:
     checkpoint_interval: int = 5000
     keep_checkpoints: int = 3  # periodic checkpoints kept; older ones are deleted
     eval_interval: int = 0  # evaluate on the val split every this many iterations (0: never)
-    output_dir: str = "output/bisenetv1_city"
+    # Where checkpoints and logs go; empty: output/<config file name>, so that a copied config
+    # never writes into another experiment's folder.
+    output_dir: str = ""
 
 
 @dataclass
@@ -135,16 +140,27 @@ class Config:
         return cfg
 
 
+_loading = []  # config files being executed, outermost first: a config may load its base
+
+
 def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[str] = ()) -> Config:
-    """Read ``cfg`` from a config file (or the defaults) and apply ``section.key=value`` overrides."""
+    """Read ``cfg`` from a config file (or the defaults) and apply ``section.key=value`` overrides.
+
+    A config file may start from another one (``cfg = base_config("bisenetv1_city.py")`` and a
+    few changes). An empty ``train.output_dir`` becomes ``output/<name of the outermost file>``.
+    """
     if path is None:
         cfg = Config()
     else:
         path = os.fspath(path)
         if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. configs/bisenetv1_city.py)")
+            raise ConfigError(f"config file not found: {path} (configs live in configs/, e.g. "
+                              "configs/bisenetv1_city.py)")
+        _loading.append(path)
         try:
             namespace = runpy.run_path(path)
+        except UserError:
+            raise  # from a base config: already names its file
         except SyntaxError as exc:
             raise ConfigError(f"{path}:{exc.lineno}: SyntaxError: {exc.msg}") from None
         except Exception as exc:  # an import error, a misspelt keyword (TypeError), ...
@@ -152,6 +168,8 @@ def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[
                      if os.path.abspath(frame.filename) == os.path.abspath(path)]
             where = f"{path}:{lines[-1]}" if lines else path
             raise ConfigError(f"{where}: {type(exc).__name__}: {exc}") from None
+        finally:
+            _loading.pop()
         cfg = namespace.get("cfg")
         if not isinstance(cfg, Config):
             raise ConfigError(f"{path} must define `cfg = Config(...)` (bisenet.config.Config)")
@@ -160,8 +178,39 @@ def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[
             raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.max_iters=100")
         key, text = item.split("=", 1)
         _set(cfg, key.strip(), _parse_literal(text.strip()))
+    if not _loading and not cfg.train.output_dir:
+        name = os.path.splitext(os.path.basename(path))[0] if path else "default"
+        cfg.train.output_dir = os.path.join("output", name)
     validate(cfg)
     return cfg
+
+
+def base_config(name: str) -> Config:
+    """In a config file: the config of ``name`` (a path relative to that file), to change a few
+    fields of. Its ``train.output_dir`` stays empty unless it sets one, so the new config gets
+    its own folder."""
+    caller = sys._getframe(1).f_globals.get("__file__")
+    return load_config(os.path.join(os.path.dirname(os.path.abspath(caller)) if caller else ".", name))
+
+
+def format_config(cfg: Config) -> str:
+    """Python source that builds ``cfg``: readable, and usable as ``--config``."""
+    lines = ["from bisenet.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig", "",
+             "cfg = Config("]
+    for section in dataclasses.fields(cfg):
+        sub = getattr(cfg, section.name)
+        lines.append(f"    {section.name}={type(sub).__name__}(")
+        lines += [f"        {f.name}={getattr(sub, f.name)!r}," for f in dataclasses.fields(sub)]
+        lines.append("    ),")
+    return "\n".join(lines + [")", ""])
+
+
+def write_config(cfg: Config, path: str) -> None:
+    """``format_config`` into ``path``, with a header saying what it is."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("# The complete config of this run (defaults and overrides resolved), written when it started.\n"
+                f"# Train again with it: python tools/train.py --config {path}\n" + format_config(cfg))
 
 
 def validate(cfg: Config) -> None:
@@ -170,6 +219,11 @@ def validate(cfg: Config) -> None:
     for section in dataclasses.fields(cfg):
         sub = getattr(cfg, section.name)
         hints = get_type_hints(type(sub))
+        names = [f.name for f in dataclasses.fields(sub)]
+        for extra in sorted(set(vars(sub)) - set(names)):  # cfg.train.max_iter = 5 in a config file
+            close = difflib.get_close_matches(extra, names, n=1)
+            raise ConfigError(f"unknown config key '{section.name}.{extra}'"
+                              + (f" (did you mean {section.name}.{close[0]}?)" if close else ""))
         for f in dataclasses.fields(sub):
             key = f"{section.name}.{f.name}"
             setattr(sub, f.name, _coerce(getattr(sub, f.name), hints[f.name], key))
@@ -194,7 +248,7 @@ def validate(cfg: Config) -> None:
     for mode in cfg.eval.final_modes:
         try:
             parse_mode(mode)
-        except ValueError as exc:
+        except UserError as exc:
             raise ConfigError(f"eval.final_modes: {exc}") from None
     if cfg.train.amp_dtype not in ("auto", "fp16", "bf16"):
         raise ConfigError(f"train.amp_dtype must be auto, fp16 or bf16, got {cfg.train.amp_dtype!r}")
@@ -202,6 +256,7 @@ def validate(cfg: Config) -> None:
 
 def check_ranges(cfg: Config) -> None:
     """Values that type-check but cannot work, refused with the key and the valid range."""
+    from bisenet.losses import LOSSES
     from bisenet.models import MODELS
 
     model, data, train, ev = cfg.model, cfg.data, cfg.train, cfg.eval
@@ -211,6 +266,7 @@ def check_ranges(cfg: Config) -> None:
             raise ConfigError(f"{key}={value!r}: {requirement}")
 
     need(model.name in MODELS, "model.name", model.name, f"choose one of {', '.join(sorted(MODELS))}")
+    need(train.loss in LOSSES, "train.loss", train.loss, f"choose one of {', '.join(LOSSES)}")
     need(model.num_classes >= 1, "model.num_classes", model.num_classes, "must be at least 1")
     need(not 0 <= data.ignore_index < model.num_classes, "data.ignore_index", data.ignore_index,
          f"is a class id (0-{model.num_classes - 1}), so that class would never be learned nor scored; use a "
@@ -226,8 +282,8 @@ def check_ranges(cfg: Config) -> None:
     need(0 < train.warmup_ratio <= 1, "train.warmup_ratio", train.warmup_ratio, "must be in (0, 1]")
     need(0 <= train.momentum < 1, "train.momentum", train.momentum, "must be in [0, 1)")
     need(train.base_lr > 0, "train.base_lr", train.base_lr, "must be positive")
-    for key, value in (("train.weight_decay", train.weight_decay), ("train.head_lr_multiplier", train.head_lr_multiplier),
-                       ("train.poly_power", train.poly_power), ("train.aux_weight", train.aux_weight)):
+    for key, value in (("train.weight_decay", train.weight_decay), ("train.poly_power", train.poly_power),
+                       ("train.head_lr_multiplier", train.head_lr_multiplier), ("train.aux_weight", train.aux_weight)):
         need(value >= 0, key, value, "must not be negative")
     need(train.max_iters >= 1, "train.max_iters", train.max_iters, "must be at least 1")
     need(0 <= train.warmup_iters < train.max_iters, "train.warmup_iters", train.warmup_iters,

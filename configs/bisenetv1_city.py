@@ -28,7 +28,6 @@ cfg = Config(
         amp=True,
         sync_bn=False,
         checkpoint_interval=5000,
-        output_dir="output/bisenetv1_city",
     ),
     eval=EvalConfig(
         batch_size=2,

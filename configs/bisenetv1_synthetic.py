@@ -19,7 +19,6 @@ cfg = Config(
         log_interval=10,
         checkpoint_interval=100,
         eval_interval=100,
-        output_dir="output/bisenetv1_synthetic",
     ),
     eval=EvalConfig(batch_size=2, crop_size=(192, 192), num_workers=1),
 )

@@ -50,7 +50,6 @@ cfg = Config(
         warmup_iters=1000,
         eval_interval=2000,
         checkpoint_interval=2000,
-        output_dir="output/my_dataset",
     ),
     eval=EvalConfig(batch_size=1, scales=(0.75, 1.0, 1.25), crop_size=(512, 512)),
 )
