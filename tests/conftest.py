@@ -15,6 +15,32 @@ REFERENCE = os.path.join(REPO, "tests", "data")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def random_statistics_model(model_class=None, seed=0):
+    """A random eval-mode model (BiSeNetV1 unless ``model_class``) whose BatchNorm layers have
+    non-trivial statistics and affine parameters, so that every layer matters."""
+    from bisenet.models.bisenetv1 import BiSeNetV1
+
+    torch.manual_seed(seed)
+    model = (model_class or BiSeNetV1)(19)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory):
+    """``random_statistics_model()``'s weights as a checkpoint file."""
+    from bisenet.checkpoint import save_checkpoint
+
+    path = str(tmp_path_factory.mktemp("weights") / "model.pth")
+    save_checkpoint({"model": random_statistics_model().state_dict()}, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory):
     """A tiny dataset in the official Cityscapes layout."""
@@ -44,9 +70,50 @@ def tiny_cfg(synthetic_root, tmp_path):
     )
 
 
-def run_tool(name, *args, cwd=REPO, env=None):
-    """Run tools/<name> in a subprocess; returns the CompletedProcess (check=False)."""
-    import subprocess
+class ToolResult:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
-    return subprocess.run([sys.executable, os.path.join(REPO, "tools", name), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False, timeout=600)
+
+def run_tool(name, *args, env=None, separate_process=False):
+    """Run ``tools/<name> args`` as a user would; returns its exit code, stdout and stderr.
+
+    In this process by default, through the same ``bisenet.cli.run`` as the command line (seconds
+    faster than starting Python and importing torch again), with ``env`` applied to ``os.environ``
+    meanwhile; ``separate_process`` for what needs its own process (startup-time environment,
+    signals)."""
+    if separate_process:
+        import subprocess
+
+        result = subprocess.run([sys.executable, os.path.join(REPO, "tools", name), *map(str, args)], cwd=REPO,
+                                env=env, capture_output=True, text=True, check=False, timeout=600)
+        return ToolResult(result.returncode, result.stdout, result.stderr)
+    import contextlib
+    import io
+    import runpy
+    import traceback
+
+    from bisenet.cli import run
+
+    main = runpy.run_path(os.path.join(REPO, "tools", name))["main"]
+    out, err = io.StringIO(), io.StringIO()
+    saved_environ = dict(os.environ)
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run(main, [str(a) for a in args])
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+            except Exception:  # a bug: what the command line would show
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environ)
+    return ToolResult(code, out.getvalue(), err.getvalue())

@@ -10,11 +10,10 @@ import torch.nn.functional as F
 
 from bisenet.checkpoint import CheckpointError
 from bisenet.config import load_config
-from bisenet.deploy import fold_batchnorm
 from bisenet.models import build_model
 from bisenet.models.bisenetv2 import BiSeNetV2
+
 from conftest import REFERENCE, REPO, run_tool
-from numerics import assert_fp32_close
 
 LISTING = os.path.join(REFERENCE, "coincheung_bisenetv2_state_dict.json")
 
@@ -92,43 +91,6 @@ def test_every_parameter_gets_a_gradient():
     # The context embedding's BN bias shifts every sample alike; the batch-statistics BN of the
     # next conv removes that shift, so in training its gradient is exactly zero (as in the paper).
     assert no_gradient == ["segment.S5_5.bn.bias"]
-
-
-def test_folded_batchnorm_keeps_the_logits(model):
-    import copy
-
-    folded = copy.deepcopy(model).eval()
-    assert fold_batchnorm(folded) == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) - 1  # CE's bn
-    x = torch.randn(1, 3, 64, 96)
-    with torch.no_grad():
-        assert_fp32_close(folded(x), model.eval(), x)
-
-
-def test_converter_loads_a_reference_checkpoint(tmp_path):
-    generator = torch.Generator().manual_seed(0)
-    source = {name: (torch.tensor(3) if name.endswith("num_batches_tracked") else torch.rand(shape, generator=generator))
-              for name, shape in listing()}
-    torch.save(source, tmp_path / "model_final_v2_city.pth")
-    result = run_tool("convert_checkpoint.py", "--from", "coincheung", "--config", "configs/bisenetv2_city.py",
-                      str(tmp_path / "model_final_v2_city.pth"), str(tmp_path / "ours.pth"))
-    assert result.returncode == 0, result.stderr
-    cfg = load_config(os.path.join(REPO, "configs", "bisenetv2_city.py"))
-    ours = build_model(cfg)
-    from bisenet.checkpoint import load_weights
-
-    load_weights(ours, str(tmp_path / "ours.pth"))
-    direct = BiSeNetV2(19)
-    direct.load_state_dict(source)
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        assert torch.equal(ours.eval()(x), direct.eval()(x))
-
-
-def test_recipe():
-    cfg = load_config(os.path.join(REPO, "configs", "bisenetv2_city.py"))
-    assert (cfg.model.name, cfg.train.base_lr, cfg.train.max_iters, cfg.train.batch_size) == ("bisenetv2", 5e-3, 150000, 16)
-    assert cfg.data.scale_range == (0.25, 2.0) and cfg.data.crop_size == (512, 1024)
-    assert cfg.train.sync_bn and cfg.train.amp and cfg.train.weight_decay == 5e-4
 
 
 def backbone_file(path, drop=(), reshape=(), extra=()):
@@ -210,7 +172,8 @@ def test_trains_evaluates_and_exports_by_config(synthetic_root, tmp_path):
     common = ["--config", "configs/bisenetv2_city.py", f"data.root={synthetic_root}", f"train.output_dir={tmp_path}",
               "data.crop_size=[64,64]", "data.num_workers=0", "eval.num_workers=0", "eval.batch_size=1"]
     result = run_tool("train.py", *common, "train.sync_bn=false", "train.amp=false", "train.max_iters=2",
-                      "train.batch_size=2", "train.warmup_iters=1", f"model.backbone_weights={tmp_path}/backbone_v2.pth",
+                      "train.batch_size=2", "train.warmup_iters=1",
+                      f"model.backbone_weights={tmp_path}/backbone_v2.pth",
                       "--no-eval")
     assert result.returncode == 0, result.stderr
     result = run_tool("evaluate.py", *common, "--flip")

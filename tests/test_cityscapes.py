@@ -18,9 +18,10 @@ def CityscapesDataset(root, split, transform=None, list_file=""):
 
 def test_label_table_matches_cityscapesscripts():
     official = pytest.importorskip("cityscapesscripts.helpers.labels")
-    ours = [(l.name, l.id, l.train_id, l.category, l.has_instances, l.ignore_in_eval, tuple(l.color)) for l in LABELS]
-    theirs = [(l.name, l.id, l.trainId, l.category, l.hasInstances, l.ignoreInEval, tuple(l.color))
-              for l in official.labels]
+    ours = [(label.name, label.id, label.train_id, label.category, label.has_instances, label.ignore_in_eval,
+             tuple(label.color)) for label in LABELS]
+    theirs = [(label.name, label.id, label.trainId, label.category, label.hasInstances, label.ignoreInEval,
+               tuple(label.color)) for label in official.labels]
     assert ours == theirs
     for label_id in range(256):
         label = official.id2label.get(label_id)
@@ -28,7 +29,8 @@ def test_label_table_matches_cityscapesscripts():
         assert ID_TO_TRAIN_ID[label_id] == expected, label_id
     assert CLASS_NAMES == tuple(official.trainId2label[t].name for t in range(19))
     assert [tuple(c) for c in PALETTE] == [official.trainId2label[t].color for t in range(19)]
-    assert LABEL_MAP == {l.id: (l.trainId if l.trainId not in (-1, 255) else 255) for l in official.labels if l.id >= 0}
+    assert LABEL_MAP == {label.id: (label.trainId if label.trainId not in (-1, 255) else 255)
+                         for label in official.labels if label.id >= 0}
     for train_id in range(19):
         assert TRAIN_ID_TO_ID[train_id] == official.trainId2label[train_id].id
 
@@ -59,7 +61,7 @@ def test_synthetic_labels_use_void_ids(synthetic_root):
     for _, label_path in dataset.samples:
         raw_ids |= set(np.unique(cv2.imread(label_path, cv2.IMREAD_UNCHANGED)).tolist())
     assert raw_ids & {1, 3, 4, 5}  # void ids present
-    assert len(raw_ids & {l.id for l in LABELS if 0 <= l.train_id < 255}) >= 15
+    assert len(raw_ids & {label.id for label in LABELS if 0 <= label.train_id < 255}) >= 15
 
 
 def test_list_file(synthetic_root, tmp_path):

@@ -9,25 +9,42 @@ ROOT = Path(__file__).resolve().parent.parent
 CITY = ROOT / "configs" / "bisenetv1_city.py"
 
 
-def test_city_config_is_the_published_recipe():
-    cfg = load_config(CITY)
-    assert cfg.model.num_classes == 19
-    assert cfg.data.ignore_index == 255
-    assert cfg.data.root == "datasets/cityscapes"
-    assert cfg.data.mean == (0.3257, 0.3690, 0.3223)
-    assert cfg.data.std == (0.2112, 0.2148, 0.2115)
-    assert cfg.data.scale_range == (0.75, 2.0)
-    assert cfg.data.crop_size == (1024, 1024)
-    assert cfg.train.momentum == 0.9
-    assert cfg.train.base_lr == 1e-2
-    assert cfg.train.weight_decay == 5e-4
-    assert cfg.train.warmup_iters == 1000
-    assert cfg.train.max_iters == 80000
-    assert cfg.train.batch_size == 16
-    assert cfg.train.amp is True
-    assert cfg.train.sync_bn is False
-    assert cfg.eval.crop_size == (1024, 1024)
-    assert cfg.eval.scales == (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+# CoinCheung/BiSeNet's configs/bisenetv{1,2}_city.py in its own words, launched as its
+# dist_train.sh does (2 GPUs), and the constants of its tools/train_amp.py and cityscapes_cv2.py.
+REFERENCE_GPUS = 2
+REFERENCE_CONFIGS = {
+    "bisenetv1_city.py": dict(model_type="bisenetv1", n_cats=19, lr_start=1e-2, weight_decay=5e-4, warmup_iters=1000,
+                              max_iter=80000, scales=[0.75, 2.0], cropsize=[1024, 1024], eval_crop=[1024, 1024],
+                              eval_scales=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75], ims_per_gpu=8, eval_ims_per_gpu=2,
+                              use_fp16=True, use_sync_bn=False),
+    "bisenetv2_city.py": dict(model_type="bisenetv2", n_cats=19, lr_start=5e-3, weight_decay=5e-4, warmup_iters=1000,
+                              max_iter=150000, scales=[0.25, 2.0], cropsize=[512, 1024], eval_crop=[1024, 1024],
+                              eval_scales=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75], ims_per_gpu=8, eval_ims_per_gpu=2,
+                              use_fp16=True, use_sync_bn=True),
+}
+REFERENCE_CONSTANTS = dict(momentum=0.9, warmup_ratio=0.1, power=0.9, ohem_thresh=0.7, lr_multiplier=10.0,
+                           aux_weight=1.0, lb_ignore=255, mean=(0.3257, 0.3690, 0.3223), std=(0.2112, 0.2148, 0.2115))
+
+
+@pytest.mark.parametrize("name, ref", REFERENCE_CONFIGS.items())
+def test_city_configs_are_the_references_recipes(name, ref):
+    cfg = load_config(ROOT / "configs" / name)
+    const = REFERENCE_CONSTANTS
+    assert (cfg.model.name, cfg.model.num_classes, cfg.model.backbone_weights) == (ref["model_type"], ref["n_cats"],
+                                                                                    "imagenet")
+    assert (cfg.train.base_lr, cfg.train.weight_decay, cfg.train.warmup_iters, cfg.train.max_iters) == (
+        ref["lr_start"], ref["weight_decay"], ref["warmup_iters"], ref["max_iter"])
+    assert cfg.train.batch_size == ref["ims_per_gpu"] * REFERENCE_GPUS
+    assert cfg.eval.batch_size == ref["eval_ims_per_gpu"]
+    assert (cfg.train.amp, cfg.train.amp_dtype, cfg.train.sync_bn) == (ref["use_fp16"], "auto", ref["use_sync_bn"])
+    assert list(cfg.data.scale_range) == ref["scales"] and list(cfg.data.crop_size) == ref["cropsize"]
+    assert list(cfg.eval.crop_size) == ref["eval_crop"] and list(cfg.eval.scales) == ref["eval_scales"]
+    assert (cfg.train.momentum, cfg.train.warmup_ratio, cfg.train.poly_power, cfg.train.loss, cfg.train.ohem_thresh,
+            cfg.train.head_lr_multiplier, cfg.train.aux_weight) == (const["momentum"], const["warmup_ratio"],
+                                                                    const["power"], "ohem", const["ohem_thresh"],
+                                                                    const["lr_multiplier"], const["aux_weight"])
+    assert (cfg.data.ignore_index, cfg.data.mean, cfg.data.std) == (const["lb_ignore"], const["mean"], const["std"])
+    assert (cfg.eval.protocol, cfg.eval.final_modes) == ("coincheung", ("ss", "ssc", "msf", "mscf"))
 
 
 def test_overrides_are_parsed_and_typed():

@@ -17,9 +17,11 @@ import torch
 from bisenet.checkpoint import load_checkpoint
 from bisenet.data.samplers import InfiniteSampler
 from bisenet.models.bisenetv1 import BiSeNetV1
+
 from conftest import REPO
 
 TIMEOUT = 300
+pytestmark = pytest.mark.slow  # several processes each
 
 
 def command(synthetic_root, output_dir, processes, *extra):
@@ -151,13 +153,39 @@ def test_sigkill_and_relaunch_is_bit_identical(synthetic_root, uninterrupted, tm
 
 
 def test_sigterm_saves_and_resumes(synthetic_root, uninterrupted, tmp_path):
-    cmd = command(synthetic_root, tmp_path, 2)
-    code = launch_and_signal(cmd, tmp_path, "checkpoint_000002.pth", signal.SIGTERM)
-    assert code != 0
+    # No periodic checkpoint before the end (interval 100): a checkpoint now can only come from
+    # the signal. It is sent once the metrics show 2 iterations done.
+    cmd = command(synthetic_root, tmp_path, 2, "train.checkpoint_interval=100")
+    process = subprocess.Popen(cmd, cwd=REPO, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    metrics, deadline = tmp_path / "metrics.jsonl", time.time() + TIMEOUT
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        assert process.poll() is None and time.time() < deadline, process.stdout.read()[-3000:]
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGTERM)  # as a scheduler stopping the job would
+    output, _ = process.communicate(timeout=TIMEOUT)
     saved = sorted(n for n in os.listdir(tmp_path) if n.startswith("checkpoint_"))
-    newest = load_checkpoint(os.path.join(tmp_path, saved[-1]))
-    assert not (tmp_path / "model_final.pth").exists(), "the run should have stopped early"
-    assert newest["interrupted"] or newest["iteration"] % 2 == 0
+    assert len(saved) == 1 and not (tmp_path / "model_final.pth").exists(), output[-3000:]
+    newest = load_checkpoint(os.path.join(tmp_path, saved[0]))
+    assert newest["interrupted"] is True and 2 <= newest["iteration"] < 8
+    # Both processes stopped at that step and said so; the launcher reports the failure.
+    for rank in (0, 1):
+        assert f"stopped (rank {rank}): stopped at iteration {newest['iteration']}: checkpoint saved" in output
+    assert process.returncode != 0
     run(cmd)
     expected, got = final_weights(uninterrupted), final_weights(tmp_path)
     assert [k for k in expected if not torch.equal(expected[k], got[k])] == []
+
+
+def test_sigterm_exit_code_is_that_of_the_signal(synthetic_root, tmp_path):
+    cmd = command(synthetic_root, tmp_path, 1, "train.checkpoint_interval=100", "train.max_iters=50")
+    process = subprocess.Popen(cmd, cwd=REPO, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    metrics, deadline = tmp_path / "metrics.jsonl", time.time() + TIMEOUT
+    while not metrics.exists() or not metrics.read_text():
+        assert process.poll() is None and time.time() < deadline, process.stdout.read()[-3000:]
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 128 + signal.SIGTERM, output[-3000:]
+    assert load_checkpoint(str(next(tmp_path.glob("checkpoint_*.pth"))))["interrupted"] is True

@@ -17,6 +17,7 @@ from bisenet.data import build_eval_loader
 from bisenet.data.cityscapes import CLASS_NAMES
 from bisenet.engine.evaluator import evaluate
 from bisenet.models.bisenetv1 import BiSeNetV1
+
 from conftest import REPO, run_tool
 
 
@@ -83,6 +84,7 @@ def evaluate_args(synthetic_root, weights, out_json, *extra):
             "eval.batch_size=1", "--weights", weights, "--json", str(out_json), *extra]
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(synthetic_root, weights, tmp_path):
     # One thread per process in both runs: every image then goes through the same kernels with the
     # same work split, so its logits, and the confusion matrices, are equal to the bit on any CPU.

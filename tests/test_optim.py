@@ -8,6 +8,7 @@ import torch.nn as nn
 from bisenet.models.bisenetv1 import BiSeNetV1
 from bisenet.models.bisenetv2 import BiSeNetV2
 from bisenet.optim import param_groups
+
 from conftest import REFERENCE
 
 

@@ -31,10 +31,3 @@ def test_train_evaluate_demo(synthetic_root, tmp_path):
     for suffix in ("color", "overlay"):
         written = cv2.imread(str(tmp_path / "demo" / f"frankfurt_000000_000019_leftImg8bit_{suffix}.png"))
         assert written is not None and written.shape == cv2.imread(image).shape
-
-
-def test_tools_fail_clearly(synthetic_root, tmp_path):
-    result = run_tool("train.py", "--config", "configs/bisenetv1_synthetic.py", "train.max_iter=3")
-    assert result.returncode != 0 and "train.max_iters" in result.stderr and "Traceback" not in result.stderr
-    result = run_tool("evaluate.py", "--config", "configs/bisenetv1_synthetic.py", f"train.output_dir={tmp_path}")
-    assert result.returncode != 0 and "model_final.pth" in result.stderr and "Traceback" not in result.stderr

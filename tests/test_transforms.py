@@ -3,8 +3,14 @@ import pytest
 import torch
 
 from bisenet.config import DataConfig
-from bisenet.data.transforms import (Normalize, RandomCrop, RandomHorizontalFlip, RandomScale,
-                                     build_train_transform, pad_for_crop)
+from bisenet.data.transforms import (
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomScale,
+    build_train_transform,
+    pad_for_crop,
+)
 
 
 def blocks(height=48, width=96, block=12, seed=0):

@@ -13,6 +13,7 @@ from bisenet.checkpoint import load_weights
 from bisenet.models.bisenetv1 import BiSeNetV1
 from bisenet.models.bisenetv2 import BiSeNetV2
 from bisenet.weights import PUBLISHED, WeightsError, download, fetch, hub_checkpoint_path
+
 from conftest import REFERENCE, run_tool
 
 
@@ -88,7 +89,8 @@ def test_fetch_downloads_once_converts_and_caches(release, cache, monkeypatch):
     finally:
         server.close()
     assert server.requests == ["/model_final_v2_city.pth"]
-    assert (cache / "model_final_v2_city.pth").is_file() and path == str(cache / "bisenet" / "coincheung_bisenetv2_city.pth")
+    assert (cache / "model_final_v2_city.pth").is_file()
+    assert path == str(cache / "bisenet" / "coincheung_bisenetv2_city.pth")
     model = load_weights(BiSeNetV2(19), path)
     assert all(torch.equal(model.state_dict()[k], v.to(model.state_dict()[k].dtype))
                for k, v in states["coincheung/bisenetv2_city"].items())
@@ -145,6 +147,7 @@ def test_an_incomplete_download_is_removed_and_a_rerun_succeeds(release, cache, 
 def test_download_tool_puts_the_backbone_where_training_looks(release, tmp_path, monkeypatch):
     from bisenet.config import load_config
     from bisenet.models import build_model
+
     from conftest import REPO
 
     server = Server(release[0])
@@ -157,7 +160,8 @@ def test_download_tool_puts_the_backbone_where_training_looks(release, tmp_path,
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     model = build_model(load_config(os.path.join(REPO, "configs", "bisenetv2_city.py")), load_backbone=True)
     expected = release[1]["coincheung/bisenetv2_city"]
-    assert torch.equal(model.state_dict()["segment.S5_5.conv_last.conv.weight"], expected["segment.S5_5.conv_last.conv.weight"])
+    name = "segment.S5_5.conv_last.conv.weight"
+    assert torch.equal(model.state_dict()[name], expected[name])
     listing = run_tool("download_weights.py", env=env)
     assert "coincheung/bisenetv1_city" in listing.stdout and "75.44" in listing.stdout
 
@@ -167,7 +171,7 @@ def test_download_tool_puts_the_backbone_where_training_looks(release, tmp_path,
 def test_converter_finds_the_architecture_without_a_config(listing_file, name, tmp_path):
     state = reference_state_dict(listing_file, 3)
     torch.save(state, tmp_path / "ref.pth")
-    result = run_tool("convert_checkpoint.py", "--from", "coincheung", str(tmp_path / "ref.pth"), str(tmp_path / "ours.pth"))
+    result = run_tool("convert_checkpoint.py", "--from", "coincheung", tmp_path / "ref.pth", tmp_path / "ours.pth")
     assert result.returncode == 0, result.stderr
     assert f"({name}, 19 classes)" in result.stdout and "unexpected" not in result.stdout + result.stderr
     model = load_weights({"bisenetv1": BiSeNetV1, "bisenetv2": BiSeNetV2}[name](19), str(tmp_path / "ours.pth"))

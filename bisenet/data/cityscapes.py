@@ -52,9 +52,9 @@ LABELS = [
     Label("license plate", -1, -1, "vehicle", False, True, (0, 0, 142)),
 ]
 
-TRAIN_LABELS = sorted((l for l in LABELS if 0 <= l.train_id < 255), key=lambda l: l.train_id)
-CLASS_NAMES = tuple(l.name for l in TRAIN_LABELS)
-PALETTE = np.array([l.color for l in TRAIN_LABELS], dtype=np.uint8)  # trainId -> RGB
+TRAIN_LABELS = sorted((label for label in LABELS if 0 <= label.train_id < 255), key=lambda label: label.train_id)
+CLASS_NAMES = tuple(label.name for label in TRAIN_LABELS)
+PALETTE = np.array([label.color for label in TRAIN_LABELS], dtype=np.uint8)  # trainId -> RGB
 NUM_CLASSES = len(TRAIN_LABELS)
 
 
@@ -76,7 +76,7 @@ DATASET_HINT = (
     "Cityscapes goes in {root} with the official layout (leftImg8bit/ and gtFine/ side by side). "
     "Register at https://www.cityscapes-dataset.com, download leftImg8bit_trainvaltest.zip and "
     "gtFine_trainvaltest.zip and unzip both into {root}; see datasets/README.md. To try the toolbox "
-    "without it: python tools/make_synthetic_cityscapes.py --out {root}"
+    "without it: python tools/make_synthetic_cityscapes.py --root {root}"
 )
 
 

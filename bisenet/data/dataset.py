@@ -17,7 +17,8 @@ from bisenet.data.io import DatasetError, LabelDecoder, read_image
 def _root_hint(data_cfg):
     if data_cfg.dataset == "cityscapes":
         return DATASET_HINT.format(root=data_cfg.root)
-    return "Set data.root, data.image_dir and data.label_dir to where your images and labels are (see configs/custom_dataset.py)."
+    return ("Set data.root, data.image_dir and data.label_dir to where your images and labels are "
+            "(see configs/custom_dataset.py).")
 
 
 def scan_pairs(data_cfg, split, allow_missing=False):

@@ -11,8 +11,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from bisenet.errors import UserError
 
-class DatasetError(RuntimeError):
+
+class DatasetError(UserError):
     """A dataset file or folder that cannot be used; the message names it and the fix."""
 
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from bisenet.data.cityscapes import LABELS
+from bisenet.data.cityscapes import LABELS, TRAIN_LABELS
 
 CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt", "lindau")}
 
@@ -43,8 +43,7 @@ OBJECTS = [
 def _appearance():
     """Colour and stripe texture per label id: evaluated classes get well separated hues."""
     colors, periods = {}, {}
-    evaluated = sorted((l for l in LABELS if 0 <= l.train_id < 255), key=lambda l: l.train_id)
-    for k, label in enumerate(evaluated):
+    for k, label in enumerate(TRAIN_LABELS):
         hue = (k * 7 % 19) / 19.0
         value = 0.95 if k % 2 else 0.65
         saturation = 0.85 if k % 3 else 0.55
@@ -135,11 +134,16 @@ def make_synthetic_cityscapes(root, num_train=30, num_val=10, height=256, width=
         label_dir = os.path.join(root, "gtFine", split, city)
         os.makedirs(image_dir, exist_ok=True)
         os.makedirs(label_dir, exist_ok=True)
-        cv2.imwrite(os.path.join(image_dir, f"{stem}_leftImg8bit.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        _write(os.path.join(image_dir, f"{stem}_leftImg8bit.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         label_path = os.path.join(label_dir, f"{stem}_gtFine_labelIds.png")
-        cv2.imwrite(label_path, label)
-        cv2.imwrite(os.path.join(label_dir, f"{stem}_gtFine_instanceIds.png"), instance.astype(np.uint16))
+        _write(label_path, label)
+        _write(os.path.join(label_dir, f"{stem}_gtFine_instanceIds.png"), instance.astype(np.uint16))
         color = cv2.cvtColor(official_colors[label], cv2.COLOR_RGB2BGR)
-        cv2.imwrite(os.path.join(label_dir, f"{stem}_gtFine_color.png"), color)
+        _write(os.path.join(label_dir, f"{stem}_gtFine_color.png"), color)
         written.append(label_path)
     return written
+
+
+def _write(path, image):
+    if not cv2.imwrite(path, image):
+        raise OSError(f"could not write {path}")

@@ -1,4 +1,5 @@
 """Model construction: a plain dict of architectures, no registry."""
+from bisenet.errors import UserError
 from bisenet.models.bisenetv1 import BiSeNetV1
 from bisenet.models.bisenetv2 import BiSeNetV2
 
@@ -13,7 +14,7 @@ def build_model(cfg, load_backbone=False):
     """
     name = cfg.model.name
     if name not in MODELS:
-        raise ValueError(f"unknown model.name {name!r}; available: {', '.join(sorted(MODELS))}")
+        raise UserError(f"unknown model.name {name!r}; available: {', '.join(sorted(MODELS))}")
     model = MODELS[name](num_classes=cfg.model.num_classes)
     if load_backbone and cfg.model.backbone_weights:
         model.load_backbone_weights(cfg.model.backbone_weights)

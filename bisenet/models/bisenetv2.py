@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bisenet.checkpoint import CheckpointError, compare_state_dicts, format_mismatch, read_torch_file
+from bisenet.errors import MissingFileError
 from bisenet.models.layers import ConvBNReLU
 from bisenet.weights import PUBLISHED, hub_checkpoint_path, url_of
 
@@ -190,7 +191,7 @@ class BiSeNetV2(nn.Module):
         entry = PUBLISHED["coincheung/backbone_v2"]
         path = hub_checkpoint_path(entry.filename) if source == "imagenet" else os.path.expanduser(source)
         if not os.path.isfile(path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"BiSeNetV2's ImageNet-pretrained backbone not found at {path}. Get it with\n"
                 f"  python tools/download_weights.py {entry.name}\n"
                 f"(or download {url_of(entry)} and put it at {hub_checkpoint_path(entry.filename)}), or pass its path "

@@ -56,6 +56,7 @@ def test_custom_dataset_checks_trains_and_evaluates(custom_root, tmp_path):
 
 
 def test_a_mask_value_missing_from_the_map_is_reported(custom_root, tmp_path):
-    result = run_tool("check_dataset.py", *overrides(custom_root, tmp_path), "data.label_map={0:0,10:1,20:2,30:3,255:255}")
+    result = run_tool("check_dataset.py", *overrides(custom_root, tmp_path),
+                      "data.label_map={0:0,10:1,20:2,30:3,255:255}")
     assert result.returncode == 1
     assert "[40]" in result.stdout and "data.label_map" in result.stdout

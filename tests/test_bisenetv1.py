@@ -6,10 +6,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bisenet.config import load_config
-from bisenet.models import build_model
 from bisenet.models.bisenetv1 import BiSeNetV1
-from conftest import REPO, REFERENCE
+
+from conftest import REFERENCE
 
 LISTING = os.path.join(REFERENCE, "coincheung_bisenetv1_state_dict.json")
 
@@ -90,27 +89,3 @@ def test_matches_reference_forward_on_multiples_of_32(model):
                 module.running_var.uniform_(0.5, 1.5)
         # The same kernels on the same values in the same order: equal to the bit on any CPU.
         assert torch.equal(model(x), _reference_forward(model, x))
-
-
-def test_backbone_weights_from_file(tmp_path):
-    import torchvision
-
-    reference = torchvision.models.resnet18(weights=None)
-    path = tmp_path / "resnet18.pth"
-    torch.save(reference.state_dict(), path)
-    cfg = load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"), [f"model.backbone_weights={path}"])
-    model = build_model(cfg, load_backbone=True)
-    for name, tensor in model.cp.resnet.state_dict().items():
-        assert torch.equal(tensor, reference.state_dict()[name]), name
-
-
-def test_missing_backbone_weights_say_how_to_get_them(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    cfg = load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"))
-    assert cfg.model.backbone_weights == "imagenet"
-    with pytest.raises(FileNotFoundError, match="IMAGENET1K_V1"):
-        build_model(cfg, load_backbone=True)
-    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
-        build_model(load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"),
-                                [f"model.backbone_weights={tmp_path}/nowhere.pth"]), load_backbone=True)
-    build_model(cfg)  # without load_backbone (inference, then load_weights) nothing is read

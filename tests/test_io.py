@@ -11,6 +11,7 @@ from bisenet.config import DataConfig
 from bisenet.data.cityscapes import ID_TO_TRAIN_ID
 from bisenet.data.dataset import SegmentationDataset
 from bisenet.data.io import DatasetError, LabelDecoder, read_image, read_label_raw
+
 from conftest import run_tool
 
 
@@ -143,7 +144,8 @@ def test_evaluation_stops_on_a_bad_sample_without_a_traceback(root, tmp_path):
 
 def train_args(root, tmp_path, *extra):
     return ["--config", "configs/bisenetv1_synthetic.py", f"data.root={root}", f"train.output_dir={tmp_path / 'run'}",
-            "data.crop_size=[64,64]", "data.num_workers=1", "train.max_iters=4", "train.warmup_iters=1", "train.batch_size=2",
+            "data.crop_size=[64,64]", "data.num_workers=1", "train.max_iters=4", "train.warmup_iters=1",
+            "train.batch_size=2",
             "train.eval_interval=0", "--no-eval", *extra]
 
 
