@@ -6,12 +6,12 @@ Runs the evaluator (--msc --flip: 6 scales x 2 = 12 passes per image) on random 
 BiSeNetV1 of random weights, timing every forward pass, and reports wall time against the sum
 of the passes' own time. The goal: overhead (resizing, softmax accumulation, the metric) under 10%.
 """
-import argparse
 import time
 
 import torch
 import torch.nn as nn
 
+from bisenet.cli import ToolParser, add_device_options, device_of
 from bisenet.config import load_config
 from bisenet.engine.evaluator import evaluate
 from bisenet.inference import load_model
@@ -37,16 +37,13 @@ class TimedModel(nn.Module):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(__doc__)
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--size", type=int, nargs=2, default=(512, 1024))
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_options(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = load_config("configs/bisenetv1_city.py")
-    device = torch.device(args.device)
+    device = device_of(args)
     model = TimedModel(load_model(cfg, None, device))
     generator = torch.Generator().manual_seed(0)
     loader = [{"image": torch.randn(1, 3, *args.size, generator=generator),

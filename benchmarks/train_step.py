@@ -5,12 +5,12 @@ OHEM losses, the status all-reduce, backward, SGD step, schedule).
 
 Reports fp32 and bf16-autocast (the CPU mixed precision of train.amp) seconds per step.
 """
-import argparse
 import statistics
 import time
 
 import torch
 
+from bisenet.cli import ToolParser, add_device_options, device_of
 from bisenet.config import load_config
 from bisenet.engine.trainer import autocast_dtype, build_run, train_step
 
@@ -35,17 +35,14 @@ def step_times(cfg, device, amp, batch, crop, steps, warmup=2):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolParser(__doc__)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--crop", type=int, nargs=2, default=(512, 512))
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_options(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     cfg = load_config("configs/bisenetv1_city.py")
-    device = torch.device(args.device)
+    device = device_of(args)
     for amp in (False, True):
         seconds = step_times(cfg, device, amp, args.batch, tuple(args.crop), args.steps)
         name = "fp32" if not amp else str(autocast_dtype(device, True)).replace("torch.", "") + " autocast"

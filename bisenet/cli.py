@@ -4,6 +4,8 @@ import argparse
 import os
 import sys
 
+import torch
+
 from bisenet import distributed
 from bisenet.config import load_config
 from bisenet.data.io import describe
@@ -44,6 +46,28 @@ class ToolParser(argparse.ArgumentParser):
 def add_weights_option(parser):
     parser.add_argument("--weights", help="checkpoint, or a published model's name such as coincheung/bisenetv1_city "
                                           "(default: <train.output_dir>/model_final.pth)")
+
+
+def add_device_options(parser):
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+
+
+def device_of(args):
+    """The device of ``add_device_options``' arguments, with the thread count applied."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return distributed.resolve_device(args.device)
+
+
+def export_parser(description, out_help, default_size, size_help):
+    """The export tools' arguments: config, weights, the file to write and an example size."""
+    parser = config_parser(description)
+    add_weights_option(parser)
+    parser.add_argument("--out", required=True, metavar="FILE", help=out_help)
+    parser.add_argument("--size", type=positive_int, nargs=2, default=default_size, metavar=("H", "W"),
+                        help=f"example input size (default: %(default)s; {size_help})")
+    return parser
 
 
 def config_parser(description, positionals=(), default_config="configs/bisenetv1_city.py"):

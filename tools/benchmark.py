@@ -8,9 +8,8 @@ import json
 import torch
 from tabulate import tabulate
 
-from bisenet import distributed
 from bisenet.benchmark import benchmark, count_flops
-from bisenet.cli import config_parser, parse_args, positive_int, run, tool_config
+from bisenet.cli import add_device_options, config_parser, device_of, parse_args, positive_int, run, tool_config
 from bisenet.inference import load_model
 
 
@@ -20,16 +19,13 @@ def main(argv=None):
                         help="input size, repeatable (default: 512 1024 and 1024 2048)")
     parser.add_argument("--mode", nargs="+", default=["eager"], choices=["eager", "fast", "onnx"],
                         help="what to time: PyTorch eager fp32, the fast path, onnxruntime (default: eager)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+    add_device_options(parser)
     parser.add_argument("--runs", type=positive_int, default=5, help="timed runs (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default: %(default)s)")
     parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
     args = parse_args(parser, argv)
     cfg = tool_config(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = distributed.resolve_device(args.device)
+    device = device_of(args)
     model = load_model(cfg, None)  # random weights: the timing does not depend on them
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     eval_params = sum(p.numel() for n, p in model.named_parameters()

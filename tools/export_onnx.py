@@ -8,7 +8,7 @@ on a random image and compared with PyTorch; the tool fails if the largest diffe
 logits, relative to the largest logit (fp32 rounding gives about 1e-6), or the fraction of
 differing pixels with --argmax, is above --tolerance.
 """
-from bisenet.cli import add_weights_option, config_parser, parse_args, positive_int, resolve_weights, run, tool_config
+from bisenet.cli import export_parser, parse_args, positive_int, resolve_weights, run, tool_config
 from bisenet.deploy.export import export_onnx
 from bisenet.deploy.runtime import check_onnx
 from bisenet.errors import UserError
@@ -16,11 +16,7 @@ from bisenet.inference import load_model
 
 
 def main(argv=None):
-    parser = config_parser(__doc__)
-    add_weights_option(parser)
-    parser.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
-    parser.add_argument("--size", type=positive_int, nargs=2, default=(1024, 2048), metavar=("H", "W"),
-                        help="example input size (default: %(default)s; with --dynamic any size runs)")
+    parser = export_parser(__doc__, "the .onnx file to write", (1024, 2048), "with --dynamic any size runs")
     parser.add_argument("--dynamic", action="store_true", help="free batch size, height and width")
     parser.add_argument("--argmax", action="store_true", help="output the class map (int64) instead of logits")
     parser.add_argument("--opset", type=positive_int, default=17, help="ONNX opset version (default: %(default)s)")

@@ -7,17 +7,13 @@ with image a normalised 1x3xHxW float tensor (any H and W).
 """
 import torch
 
-from bisenet.cli import add_weights_option, config_parser, parse_args, positive_int, resolve_weights, run, tool_config
+from bisenet.cli import export_parser, parse_args, resolve_weights, run, tool_config
 from bisenet.deploy.export import export_torchscript
 from bisenet.inference import load_model
 
 
 def main(argv=None):
-    parser = config_parser(__doc__)
-    add_weights_option(parser)
-    parser.add_argument("--out", required=True, metavar="FILE", help="the .pt file to write")
-    parser.add_argument("--size", type=positive_int, nargs=2, default=(512, 1024), metavar=("H", "W"),
-                        help="example size for tracing (default: %(default)s; the module accepts any size)")
+    parser = export_parser(__doc__, "the .pt file to write", (512, 1024), "traced at it, the module takes any size")
     args = parse_args(parser, argv)
     cfg = tool_config(args)
     traced = export_torchscript(load_model(cfg, resolve_weights(cfg, args.weights)), args.out, tuple(args.size))

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # The whole pipeline on a synthetic dataset in the official Cityscapes layout, on the CPU:
-# generate the data, train BiSeNetV1 from scratch, evaluate it and colour one image.
+# generate the data, train BiSeNetV1 from scratch (which ends by evaluating it on the val split)
+# and colour one image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=datasets/synthetic_cityscapes
 config=configs/bisenetv1_synthetic.py
 python tools/make_synthetic_cityscapes.py --root "$root" --train 40 --val 10
-python tools/train.py --config "$config" --no-eval
-python tools/evaluate.py --config "$config"
-python tools/plot_log.py output/bisenetv1_synthetic
+python tools/train.py --config "$config"
 python tools/demo.py "$root/leftImg8bit/val/frankfurt/frankfurt_000000_000019_leftImg8bit.png" --config "$config"

@@ -1,6 +1,7 @@
 """Export: BatchNorm folded into the convolutions, ONNX and TorchScript files. Depends on the
 models only; running the exports is ``bisenet.deploy.runtime``'s job."""
 import copy
+import inspect
 
 import torch
 import torch.nn as nn
@@ -67,9 +68,12 @@ def export_onnx(model, path, size, dynamic=False, argmax=False, opset=17):
     if dynamic:
         axes = {"image": {0: "batch", 2: "height", 3: "width"},
                 output: {0: "batch", 1 if argmax else 2: "height", 2 if argmax else 3: "width"}}
+    # The TorchScript-based exporter: it takes dynamic_axes as written. Newer torch defaults to
+    # the dynamo exporter and older torch (< 2.5) has no such argument.
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     with torch.no_grad():
         torch.onnx.export(wrapper, (example,), path, input_names=["image"], output_names=[output],
-                          dynamic_axes=axes, opset_version=opset, dynamo=False)
+                          dynamic_axes=axes, opset_version=opset, **legacy)
     return wrapper
 
 

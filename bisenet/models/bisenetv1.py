@@ -13,18 +13,24 @@ from bisenet.models.layers import ConvBNReLU, SegmentationHead
 from bisenet.models.resnet import ResNet18
 
 
+def channel_attention(feat, conv, bn):
+    """``feat`` weighed per channel by sigmoid(bn(conv(global average of feat)))."""
+    return feat * torch.sigmoid(bn(conv(torch.mean(feat, dim=(2, 3), keepdim=True))))
+
+
+def attended_conv(in_channels, out_channels, kernel_size):
+    """A conv block and the 1x1 conv + BN of its channel attention."""
+    return (ConvBNReLU(in_channels, out_channels, kernel_size), nn.Conv2d(out_channels, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels))
+
+
 class AttentionRefinementModule(nn.Module):
     def __init__(self, in_channels, out_channels):
         super().__init__()
-        self.conv = ConvBNReLU(in_channels, out_channels, 3)
-        self.conv_atten = nn.Conv2d(out_channels, out_channels, 1, bias=False)
-        self.bn_atten = nn.BatchNorm2d(out_channels)
+        self.conv, self.conv_atten, self.bn_atten = attended_conv(in_channels, out_channels, 3)
 
     def forward(self, x):
-        feat = self.conv(x)
-        atten = torch.mean(feat, dim=(2, 3), keepdim=True)
-        atten = torch.sigmoid(self.bn_atten(self.conv_atten(atten)))
-        return feat * atten
+        return channel_attention(self.conv(x), self.conv_atten, self.bn_atten)
 
 
 class ContextPath(nn.Module):
@@ -64,15 +70,11 @@ class SpatialPath(nn.Module):
 class FeatureFusionModule(nn.Module):
     def __init__(self, in_channels, out_channels):
         super().__init__()
-        self.convblk = ConvBNReLU(in_channels, out_channels, 1)
-        self.conv = nn.Conv2d(out_channels, out_channels, 1, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.convblk, self.conv, self.bn = attended_conv(in_channels, out_channels, 1)
 
     def forward(self, spatial, context):
         feat = self.convblk(torch.cat([spatial, context], dim=1))
-        atten = torch.mean(feat, dim=(2, 3), keepdim=True)
-        atten = torch.sigmoid(self.bn(self.conv(atten)))
-        return feat * atten + feat
+        return channel_attention(feat, self.conv, self.bn) + feat
 
 
 class BiSeNetV1(nn.Module):
