@@ -35,11 +35,9 @@ def main(argv=None):
     device = distributed.init_from_environment(distributed.resolve_device(args.device))
     trained = False
     try:
-        model, final = train(cfg, device, resume=args.resume, finetune_from=args.finetune_from,
-                             force_resume=args.force_resume)
+        model, _ = train(cfg, device, resume=args.resume, finetune_from=args.finetune_from,
+                         force_resume=args.force_resume)  # the trainer logs what it saved
         trained = True
-        if model is not None and distributed.is_main_process():
-            print(f"saved {final}")
         if model is not None and not args.no_eval:
             evaluate_after_training(cfg, model, device)
     except KeyboardInterrupt:
