@@ -49,6 +49,16 @@ def test_read_metrics_keeps_the_latest_record_of_an_iteration_and_skips_notes(tm
     assert evals == [{"iteration": 2, "miou": 0.5}]
 
 
+def test_damaged_lines_of_a_killed_run_are_skipped_and_named(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    # Killed mid-write at iteration 2, then resumed: its record runs into the resumed one.
+    path.write_text('{"iteration": 1, "loss": 3.0}\n{"iteration": 2, "lo{"iteration": 2, "loss": 2.5}\n'
+                    '{"iteration": 3, "loss": 2.0}\n{"iteration": 4, "lo')
+    with pytest.warns(UserWarning, match=r"skipped 2 damaged line\(s\) \(2, 4\)"):
+        train, _ = read_metrics(str(path))
+    assert [r["iteration"] for r in train] == [1, 3]
+
+
 def test_curves_are_drawn(tmp_path):
     path = tmp_path / "metrics.jsonl"
     lines = [{"iteration": i, "loss": 3.0 / i, "aux_losses": [3.0 / i, 3.1 / i], "lr": {"backbone": 0.01 / i}}

@@ -4,6 +4,7 @@ module (to the console and to ``log.txt``, on the main process), ``metrics.jsonl
 import json
 import logging
 import os
+import warnings
 
 from tqdm import tqdm
 
@@ -60,15 +61,23 @@ def read_metrics(path):
     """The records of a ``metrics.jsonl``; a resumed run's repeated iterations keep the latest."""
     train, evals = {}, {}
     with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
+        lines = [(number, line.strip()) for number, line in enumerate(f, 1) if line.strip()]
+    damaged = []
+    for number, line in lines:
+        try:
             record = json.loads(line)
+        except ValueError:  # a run killed while writing a record (then resumed after it)
+            damaged.append(number)
+            continue
+        if isinstance(record, dict) and "iteration" in record:
             if "miou" in record:
                 evals[record["iteration"]] = record
             elif "loss" in record:  # not the notes of skipped fp16 steps
                 train[record["iteration"]] = record
+    if damaged:
+        warnings.warn(f"{path}: skipped {len(damaged)} damaged line(s) ({', '.join(map(str, damaged[:5]))}"
+                      f"{', ...' if len(damaged) > 5 else ''}), left by a run that was killed while writing",
+                      stacklevel=2)
     return [train[k] for k in sorted(train)], [evals[k] for k in sorted(evals)]
 
 
