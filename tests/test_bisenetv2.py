@@ -158,7 +158,8 @@ def test_backbone_mismatch_lists_every_key(tmp_path):
 def test_training_without_the_backbone_stops_at_start_saying_where_to_get_it(synthetic_root, tmp_path):
     env = dict(os.environ, TORCH_HOME=str(tmp_path / "torch"))
     result = run_tool("train.py", "--config", "configs/bisenetv2_city.py", f"data.root={synthetic_root}",
-                      f"train.output_dir={tmp_path / 'run'}", "train.sync_bn=false", "--device", "cpu", env=env)
+                      f"train.output_dir={tmp_path / 'run'}", "train.sync_bn=false", "data.num_workers=1",
+                      "--device", "cpu", env=env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     for text in ("backbone_v2.pth", "download_weights.py coincheung/backbone_v2", str(tmp_path / "torch"),
                  "https://github.com/CoinCheung/BiSeNet/releases/download/0.0.0/backbone_v2.pth",
