@@ -133,7 +133,7 @@ def test_a_second_run_into_the_same_folder_is_refused_and_a_dead_ones_lock_taken
             assert first.poll() is None and time.time() < deadline, first.stdout.read()
             time.sleep(0.02)
         os.killpg(first.pid, signal.SIGSTOP)  # frozen mid-run: it holds the folder
-        second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+        second = run_tool("train.py", *cmd[2:])  # in this process: the lock is the first run's
         assert second.returncode == 1 and "Traceback" not in second.stderr
         assert f"is in use by another training run (PID {first.pid}" in second.stderr
         os.killpg(first.pid, signal.SIGKILL)  # now it crashes
@@ -141,7 +141,7 @@ def test_a_second_run_into_the_same_folder_is_refused_and_a_dead_ones_lock_taken
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
-    third = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    third = run_tool("train.py", *cmd[2:])
     assert third.returncode == 0, third.stderr
     assert f"took over {out / 'train.lock'} from PID {first.pid}, which is no longer running" in third.stdout
     assert load_checkpoint(str(out / "model_final.pth"))["iteration"] == 4
