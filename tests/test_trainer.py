@@ -68,6 +68,7 @@ def reference_then_crash(cfg, tmp_path, monkeypatch):
     return reference
 
 
+@pytest.mark.slow
 def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
     reference = reference_then_crash(cfg, tmp_path, monkeypatch)
     assert sorted(os.listdir(cfg.train.output_dir)) == ["checkpoint_000002.pth", "checkpoint_000004.pth", "config.py",
@@ -85,6 +86,7 @@ def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
         assert lrs["head_no_decay"] == pytest.approx(10 * cfg.train.base_lr * factor)
 
 
+@pytest.mark.slow
 def test_resume_without_the_sampler_position_differs(cfg, tmp_path, monkeypatch):
     reference = reference_then_crash(cfg, tmp_path, monkeypatch)
     crash_after(monkeypatch, None, ignore_start=True)
@@ -93,6 +95,7 @@ def test_resume_without_the_sampler_position_differs(cfg, tmp_path, monkeypatch)
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_truncated_latest_checkpoint_falls_back_to_the_previous(cfg, tmp_path, monkeypatch):
     reference = reference_then_crash(cfg, tmp_path, monkeypatch)
     latest = os.path.join(cfg.train.output_dir, "checkpoint_000004.pth")
@@ -195,6 +198,7 @@ def parameters(path):
     return {k: v for k, v in weights(path).items() if k in names}
 
 
+@pytest.mark.slow
 def test_fp16_overflow_skips_the_step_and_lowers_the_scale(cfg, monkeypatch):
     fp16_on_the_cpu(cfg, monkeypatch, at={3})
     model, final = train(cfg, "cpu", progress=False)
@@ -212,6 +216,7 @@ def test_fp16_overflow_skips_the_step_and_lowers_the_scale(cfg, monkeypatch):
     assert notes == [{"iteration": 3, "skipped_step": "the loss", "loss_scale": scales[1]}]
 
 
+@pytest.mark.slow
 def test_fp16_gradient_overflow_is_skipped_by_the_scaler_and_logged(cfg, monkeypatch):
     fp16_on_the_cpu(cfg, monkeypatch, at=())
     real_build = trainer_module.build_model
@@ -233,6 +238,7 @@ def test_fp16_gradient_overflow_is_skipped_by_the_scaler_and_logged(cfg, monkeyp
     assert "iter 2: a gradient overflowed in fp16; step skipped" in open(f"{out}/log.txt").read()
 
 
+@pytest.mark.slow
 def test_fp16_stops_after_too_many_skips_in_a_row(cfg, monkeypatch):
     fp16_on_the_cpu(cfg, monkeypatch, at={3, 4, 5})
     cfg.train.max_consecutive_skips = 3
@@ -241,6 +247,7 @@ def test_fp16_stops_after_too_many_skips_in_a_row(cfg, monkeypatch):
     assert not os.path.exists(os.path.join(cfg.train.output_dir, "model_final.pth"))
 
 
+@pytest.mark.slow
 def test_fp16_skips_in_a_row_are_counted_afresh_after_a_good_step(cfg, monkeypatch):
     fp16_on_the_cpu(cfg, monkeypatch, at={2, 3, 5, 6})
     cfg.train.max_consecutive_skips = 3
@@ -248,6 +255,7 @@ def test_fp16_skips_in_a_row_are_counted_afresh_after_a_good_step(cfg, monkeypat
     assert load_checkpoint(final)["iteration"] == 6
 
 
+@pytest.mark.slow
 def test_fp16_at_the_default_scale_trains_through_its_first_overflows(cfg):
     # GradScaler starts at 2**16, which overflows this model's gradients: the first steps are
     # skipped while the scale halves, then training goes on, as with the reference.
