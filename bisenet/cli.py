@@ -48,14 +48,15 @@ def add_weights_option(parser):
                                           "(default: <train.output_dir>/model_final.pth)")
 
 
-def add_device_options(parser):
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
+def add_device_options(parser, threads=True):
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    if threads:
+        parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's)")
 
 
 def device_of(args):
     """The device of ``add_device_options``' arguments, with the thread count applied."""
-    if args.threads:
+    if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     return distributed.resolve_device(args.device)
 

@@ -35,6 +35,11 @@ def all_reduce_sum(tensor):
     return tensor
 
 
+def any_process(flag, device):
+    """Whether ``flag`` is true on any process (collective: every process must call it)."""
+    return all_reduce_sum(torch.tensor([float(bool(flag))], device=device)).item() > 0
+
+
 def resolve_device(name=None):
     """``name`` ("cpu", "cuda", "cuda:1") or, when not given, CUDA if available else the CPU."""
     if not name:

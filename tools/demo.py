@@ -6,7 +6,16 @@
 """
 import os
 
-from bisenet.cli import add_weights_option, config_parser, parse_args, resolve_weights, run, tool_config
+from bisenet.cli import (
+    add_device_options,
+    add_weights_option,
+    config_parser,
+    device_of,
+    parse_args,
+    resolve_weights,
+    run,
+    tool_config,
+)
 from bisenet.demo import Segmenter, run_demo
 
 
@@ -15,12 +24,12 @@ def main(argv=None):
                            positionals=[("source", "an image, a folder of images, a video file or a camera index")])
     add_weights_option(parser)
     parser.add_argument("--out-dir", default="output/demo", help="folder for the results (default: %(default)s)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    add_device_options(parser, threads=False)
     parser.add_argument("--fast", action="store_true",
                         help="deployment inference: folded BN, onnxruntime on the CPU, fp16 channels-last on CUDA")
     args = parse_args(parser, argv)
     cfg = tool_config(args)
-    segmenter = Segmenter(cfg, resolve_weights(cfg, args.weights), args.device, fast=args.fast)
+    segmenter = Segmenter(cfg, resolve_weights(cfg, args.weights), device_of(args), fast=args.fast)
     for path in run_demo(segmenter, args.source, args.out_dir):
         print(f"wrote {os.path.normpath(path)}")
 

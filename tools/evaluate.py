@@ -5,7 +5,16 @@
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
 from bisenet import distributed
-from bisenet.cli import add_weights_option, config_parser, parse_args, resolve_weights, run, tool_config
+from bisenet.cli import (
+    add_device_options,
+    add_weights_option,
+    config_parser,
+    device_of,
+    parse_args,
+    resolve_weights,
+    run,
+    tool_config,
+)
 from bisenet.engine.evaluator import evaluate_weights, mode_settings
 
 
@@ -28,7 +37,7 @@ def main(argv=None):
     parser.add_argument("--json", metavar="FILE", help="also write the scores to this JSON file")
     parser.add_argument("--fast", action="store_true",
                         help="deployment inference: folded BN, onnxruntime on the CPU, fp16 channels-last on CUDA")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    add_device_options(parser, threads=False)
     args = parse_args(parser, argv)
     cfg = tool_config(args)
     if args.modes:
@@ -40,7 +49,7 @@ def main(argv=None):
         modes = [{"scales": scales, "flip": args.flip, "crop_size": tuple(crop) if crop else None,
                   "crop_stride": tuple(args.crop_stride) if args.crop_stride else None, "protocol": cfg.eval.protocol}]
     weights = resolve_weights(cfg, args.weights)
-    device = distributed.init_from_environment(distributed.resolve_device(args.device))
+    device = distributed.init_from_environment(device_of(args))
     try:
         evaluate_weights(cfg, weights, device, modes, save_pred_dir=args.save_pred, json_path=args.json,
                          fast=args.fast)

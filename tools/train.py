@@ -11,7 +11,7 @@ import sys
 signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
 
 from bisenet import distributed  # noqa: E402
-from bisenet.cli import config_parser, parse_args, run, tool_config  # noqa: E402
+from bisenet.cli import add_device_options, config_parser, device_of, parse_args, run, tool_config  # noqa: E402
 from bisenet.engine.trainer import TrainingError, evaluate_after_training, train  # noqa: E402
 
 
@@ -26,13 +26,13 @@ def main(argv=None):
     parser.add_argument("--finetune-from", metavar="W.pth",
                         help="start from these weights; layers whose shape differs are re-initialised (and listed)")
     parser.add_argument("--seed", type=int, help="random seed (train.seed)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    add_device_options(parser, threads=False)
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     args = parse_args(parser, argv)
     if args.seed is not None:
         args.overrides.append(f"train.seed={args.seed}")
     cfg = tool_config(args)
-    device = distributed.init_from_environment(distributed.resolve_device(args.device))
+    device = distributed.init_from_environment(device_of(args))
     trained = False
     try:
         model, _ = train(cfg, device, resume=args.resume, finetune_from=args.finetune_from,

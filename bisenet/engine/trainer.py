@@ -336,8 +336,7 @@ class Checkpointer:
     def _write(self, state, path, iteration):
         run = self.run
         bad = non_finite_entries(run.model)
-        failed = torch.tensor([float(len(bad) > 0)], device=run.device)
-        if distributed.all_reduce_sum(failed).item() > 0:
+        if distributed.any_process(bad, run.device):
             previous = self._previous()
             raise TrainingError(
                 f"after iteration {iteration} the model holds inf or NaN in {len(bad) or 'some'} tensor(s)"
@@ -357,8 +356,7 @@ class Checkpointer:
                          + (f"{previous} is intact" if previous else "no earlier checkpoint exists")
                          + ". Free some space or set train.output_dir on a larger disk, then resume with --resume.")
                 self.log.info(f"error: {error}")
-        failed = torch.tensor([float(bool(error))], device=run.device)
-        if distributed.all_reduce_sum(failed).item() > 0:
+        if distributed.any_process(error, run.device):
             raise TrainingError(error or "the main process could not save a checkpoint (see its message)")
 
 
@@ -373,9 +371,10 @@ def _choose_checkpoint(cfg, resume, log):
         return checkpoint, path
     if resume:
         return load_training_checkpoint(resume), resume
-    if list_checkpoints(output_dir):
+    existing = list_checkpoints(output_dir)
+    if existing:
         raise TrainingError(f"{output_dir} holds checkpoints of an unfinished run (newest: "
-                            f"{list_checkpoints(output_dir)[-1]}). Pass --resume to continue it, or set "
+                            f"{existing[-1]}). Pass --resume to continue it, or set "
                             "train.output_dir to a new folder to start another.")
     return None, None
 
@@ -389,8 +388,7 @@ def _lock_output_dir(output_dir, device, is_main):
             note = lock.acquire()
         except OutputLockError as exc:
             error = str(exc)
-    refused = torch.tensor([float(bool(error))], device=device)
-    if distributed.all_reduce_sum(refused).item() > 0:
+    if distributed.any_process(error, device):
         raise TrainingError(error or f"{output_dir} is in use by another training run (see the first process)")
     return lock, note
 
@@ -539,8 +537,6 @@ def _loop(cfg, device, resume, finetune_from, force_resume, progress, lock_note,
         log.warning(f"{len(bad_samples)} bad sample(s) were skipped (listed in {output_dir}/log.txt)")
     checkpointer.save_weights("model_final.pth", cfg.train.max_iters)
     return run.model, os.path.join(output_dir, "model_final.pth")
-
-
 
 
 def evaluate_after_training(cfg, model, device=None, progress=True):
