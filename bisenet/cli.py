@@ -61,6 +61,14 @@ def device_of(args):
     return distributed.resolve_device(args.device)
 
 
+def inference_parser(description, positionals=()):
+    """The arguments of a tool that runs a trained model: config, weights and device."""
+    parser = config_parser(description, positionals)
+    add_weights_option(parser)
+    add_device_options(parser, threads=False)
+    return parser
+
+
 def export_parser(description, out_help, default_size, size_help):
     """The export tools' arguments: config, weights, the file to write and an example size."""
     parser = config_parser(description)

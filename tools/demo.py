@@ -6,25 +6,14 @@
 """
 import os
 
-from bisenet.cli import (
-    add_device_options,
-    add_weights_option,
-    config_parser,
-    device_of,
-    parse_args,
-    resolve_weights,
-    run,
-    tool_config,
-)
+from bisenet.cli import device_of, inference_parser, parse_args, resolve_weights, run, tool_config
 from bisenet.demo import Segmenter, run_demo
 
 
 def main(argv=None):
-    parser = config_parser(__doc__,
-                           positionals=[("source", "an image, a folder of images, a video file or a camera index")])
-    add_weights_option(parser)
+    parser = inference_parser(__doc__,
+                              positionals=[("source", "an image, a folder of images, a video file or a camera index")])
     parser.add_argument("--out-dir", default="output/demo", help="folder for the results (default: %(default)s)")
-    add_device_options(parser, threads=False)
     parser.add_argument("--fast", action="store_true",
                         help="deployment inference: folded BN, onnxruntime on the CPU, fp16 channels-last on CUDA")
     args = parse_args(parser, argv)

@@ -5,22 +5,12 @@
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
 from bisenet import distributed
-from bisenet.cli import (
-    add_device_options,
-    add_weights_option,
-    config_parser,
-    device_of,
-    parse_args,
-    resolve_weights,
-    run,
-    tool_config,
-)
+from bisenet.cli import device_of, inference_parser, parse_args, resolve_weights, run, tool_config
 from bisenet.engine.evaluator import evaluate_weights, mode_settings
 
 
 def main(argv=None):
-    parser = config_parser(__doc__)
-    add_weights_option(parser)
+    parser = inference_parser(__doc__)
     parser.add_argument("--msc", action="store_true", help="multi-scale: the config's eval.scales unless --scales")
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
     parser.add_argument("--crop", action="store_true", help="sliding-window crops of eval.crop_size")
@@ -37,7 +27,6 @@ def main(argv=None):
     parser.add_argument("--json", metavar="FILE", help="also write the scores to this JSON file")
     parser.add_argument("--fast", action="store_true",
                         help="deployment inference: folded BN, onnxruntime on the CPU, fp16 channels-last on CUDA")
-    add_device_options(parser, threads=False)
     args = parse_args(parser, argv)
     cfg = tool_config(args)
     if args.modes:
