@@ -9,6 +9,7 @@ import torch
 from bisenet import distributed
 from bisenet.config import load_config
 from bisenet.data.io import describe
+from bisenet.deploy.runtime import PRECISIONS
 from bisenet.errors import MissingFileError, UserError
 from bisenet.weights import PUBLISHED, config_path, fetch
 
@@ -62,11 +63,25 @@ def device_of(args):
 
 
 def inference_parser(description, positionals=()):
-    """The arguments of a tool that runs a trained model: config, weights and device."""
+    """The arguments of a tool that runs a trained model: config, weights, device and how the
+    model runs (``runtime_of``)."""
     parser = config_parser(description, positionals)
     add_weights_option(parser)
     add_device_options(parser, threads=False)
+    parser.add_argument("--fast", action="store_true",
+                        help="deployment inference: folded BN, onnxruntime on the CPU, fp16 channels-last on CUDA")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="the fast path's arithmetic (implies --fast): auto (fp32 on the CPU, fp16 on CUDA), "
+                             "fp32, bf16, fp16, or int8 (CPU: onnxruntime, calibrated on --calib-images images of "
+                             "the training split)")
+    parser.add_argument("--calib-images", type=positive_int, default=32,
+                        help="int8: images of the config's training split to calibrate on (default: %(default)s)")
     return parser
+
+
+def runtime_of(args):
+    """``load_model``'s keyword arguments for ``inference_parser``'s options."""
+    return {"fast": args.fast, "precision": args.precision, "calib_images": args.calib_images}
 
 
 def export_parser(description, out_help, default_size, size_help):

@@ -62,10 +62,12 @@ def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip
     return _standard(model, images, num_classes, out_size, scales, flip, crop_size, crop_stride)
 
 
-def load_model(cfg, weights, device="cpu", fast=False, precision="auto"):
+def load_model(cfg, weights, device="cpu", fast=False, precision="auto", calib_images=32):
     """The model of ``cfg`` in eval mode on ``device``, with ``weights`` (a checkpoint path;
-    None keeps the random initialisation, for timing); with ``fast``, its fastest inference
-    form (``bisenet.deploy.runtime.make_fast``: folded BN, onnxruntime on the CPU, fp16 on CUDA)."""
+    None keeps the random initialisation, for timing); with ``fast`` or a ``precision`` other
+    than "auto", its fastest inference form (``bisenet.deploy.runtime.make_fast``: folded BN,
+    onnxruntime on the CPU, fp16 on CUDA). int8 is calibrated on ``calib_images`` images of the
+    config's training split."""
     from bisenet.checkpoint import load_weights
     from bisenet.models import build_model
 
@@ -73,10 +75,15 @@ def load_model(cfg, weights, device="cpu", fast=False, precision="auto"):
     if weights is not None:
         load_weights(model, weights)
     model.to(device).eval()
-    if fast:
+    if fast or precision != "auto":
         from bisenet.deploy.runtime import make_fast
 
-        model = make_fast(model, device, precision)
+        calibration = None
+        if precision == "int8":
+            from bisenet.deploy.quantize import calibration_inputs
+
+            calibration = calibration_inputs(cfg, calib_images)
+        model = make_fast(model, device, precision, calibration)
     return model
 
 

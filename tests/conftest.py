@@ -49,6 +49,22 @@ def synthetic_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def trained_tiny(synthetic_root, tmp_path_factory):
+    """``(cfg, model, weights)``: the quickstart config trained for 60 steps on the tiny dataset
+    (about 15 s), for tests that need a model whose predictions mean something."""
+    from bisenet.config import load_config
+    from bisenet.engine.trainer import train
+
+    output = tmp_path_factory.mktemp("trained")
+    cfg = load_config(f"{REPO}/configs/bisenetv1_synthetic.py",
+                      [f"data.root={synthetic_root}", f"train.output_dir={output}", "data.crop_size=[64,64]",
+                       "data.num_workers=0", "eval.num_workers=0", "train.max_iters=60", "train.batch_size=4",
+                       "train.warmup_iters=5", "train.eval_interval=0", "train.base_lr=0.02"])
+    model, weights = train(cfg, "cpu", progress=False)
+    return cfg, model.eval(), weights
+
+
 @pytest.fixture
 def synthetic_copy(synthetic_root, tmp_path):
     """A private copy of the tiny dataset, for tests that damage it."""

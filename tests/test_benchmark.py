@@ -46,7 +46,7 @@ def test_benchmark_tool(tmp_path):
     result = run_tool("benchmark.py", "--config", "configs/bisenetv1_city.py", "--size", "64", "128", "--mode",
                       "eager", "fast", "onnx", "--runs", "2", "--warmup", "1", "--json", out)
     assert result.returncode == 0, result.stderr
-    records = json.loads(out.read_text())
+    records = json.loads(out.read_text())["results"]
     assert [r["mode"] for r in records] == ["eager", "fast", "onnx"]
     flops = count_flops(random_statistics_model(), (64, 128))
     for record in records:
@@ -55,3 +55,31 @@ def test_benchmark_tool(tmp_path):
         assert record["min_s"] <= record["median_s"] <= record["max_s"]
         assert record["fps"] == pytest.approx(1 / record["median_s"])
     assert "GFLOPs" in result.stdout and "FPS" in result.stdout
+
+
+def test_benchmark_tool_measures_the_machine_limit_and_int8(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_tool("benchmark.py", "--config", "configs/bisenetv1_city.py", "--size", "64", "128", "--mode",
+                      "onnx", "int8", "--runs", "1", "--warmup", "0", "--calib-images", "1", "--json", out)
+    assert result.returncode == 0, result.stderr
+    assert "int8 calibrated on random images" in result.stderr  # no Cityscapes here
+    report = json.loads(out.read_text())
+    limit = report["machine_limit"]
+    assert limit["fp32_gflops"] > 0 and limit["int8_gops"] > 0 and limit["shape"] == [8192, 2304, 256]
+    assert set(limit["cpu_features"]) <= set(benchmark_module.CPU_FEATURES)
+    for record in report["results"]:
+        peak = limit["int8_gops"] if record["mode"] == "int8" else limit["fp32_gflops"]
+        assert record["achieved_gflops_per_s"] == pytest.approx(record["gflops"] / record["median_s"])
+        assert record["fraction_of_limit"] == pytest.approx(record["achieved_gflops_per_s"] / peak)
+        assert record["end_to_end_s"] > 0
+    assert [(r["mode"], r["dtype"]) for r in report["results"]] == [("onnx", "float32"), ("int8", "int8")]
+    assert "limit on a 8192x2304x256 matrix multiply" in result.stdout and "of limit" in result.stdout
+
+
+def test_cpu_features_are_read_from_cpuinfo(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni amx_int8\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: real_open(cpuinfo if path == "/proc/cpuinfo" else path,
+                                                                         *a, **k))
+    assert benchmark_module.cpu_features() == ["avx2", "fma", "avx512f", "avx512_vnni", "amx_int8"]

@@ -53,3 +53,20 @@ def test_demo_on_a_folder_and_a_video(random_weights, synthetic_root, tmp_path):
         capture = cv2.VideoCapture(str(tmp_path / "out" / f"street_{suffix}.mp4"))
         assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
         assert (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (128, 64)
+
+
+def test_the_pipelined_folder_demo_writes_the_same_files_as_the_plain_loop(random_weights, synthetic_root, tmp_path):
+    from bisenet.config import load_config
+    from bisenet.demo import Segmenter, segment_images
+
+    cfg = load_config("configs/bisenetv1_synthetic.py", [f"data.root={synthetic_root}"])
+    segmenter = Segmenter(cfg, random_weights, "cpu")
+    paths = sorted(glob.glob(f"{synthetic_root}/leftImg8bit/*/*/*.png"))  # 9 images
+    plain = segment_images(segmenter, paths, tmp_path / "plain", progress=False, workers=0)
+    for workers in (1, 3):
+        piped = segment_images(segmenter, paths, tmp_path / f"piped{workers}", progress=False, workers=workers)
+        assert [os.path.basename(p) for p in piped] == [os.path.basename(p) for p in plain]
+        for a, b in zip(plain, piped):
+            with open(a, "rb") as fa, open(b, "rb") as fb:
+                assert fa.read() == fb.read(), b
+    assert len(plain) == 2 * len(paths) and len(set(plain)) == len(plain)

@@ -3,13 +3,11 @@ import pytest
 import torch
 
 import bisenet.deploy.runtime as runtime
-from bisenet.config import load_config
 from bisenet.data import build_eval_loader
 from bisenet.deploy.runtime import FastModel, OnnxRuntimeModel, make_fast
-from bisenet.engine.trainer import train
 from bisenet.errors import MissingExtraError
 
-from conftest import REPO, random_statistics_model
+from conftest import random_statistics_model
 from numerics import assert_fp32_close
 
 
@@ -39,13 +37,8 @@ def test_without_onnxruntime_the_cpu_path_is_torchscript_and_onnx_says_what_to_i
 
 
 @pytest.mark.slow
-def test_bf16_agrees_with_fp32_on_a_trained_model(synthetic_root, tmp_path):
-    cfg = load_config(f"{REPO}/configs/bisenetv1_synthetic.py",
-                      [f"data.root={synthetic_root}", f"train.output_dir={tmp_path}", "data.crop_size=[64,64]",
-                       "data.num_workers=0", "eval.num_workers=0", "train.max_iters=60", "train.batch_size=4",
-                       "train.warmup_iters=5", "train.eval_interval=0", "train.base_lr=0.02"])
-    trained, _ = train(cfg, "cpu", progress=False)
-    trained.eval()
+def test_bf16_agrees_with_fp32_on_a_trained_model(trained_tiny):
+    cfg, trained, _ = trained_tiny
     images = torch.cat([batch["image"] for batch in build_eval_loader(cfg)])
     with torch.no_grad():
         reference = trained(images).argmax(1)

@@ -1,27 +1,53 @@
-"""Benchmark a model: parameters, FLOPs, latency, FPS and peak memory.
+"""Benchmark a model: parameters, FLOPs, latency, FPS and peak memory, each mode's fraction of the
+machine's own limit, and the time from file to file.
 
-  python tools/benchmark.py --config configs/bisenetv1_city.py [--size H W] [--mode eager|fast|onnx]
+  python tools/benchmark.py --config configs/bisenetv1_city.py [--size H W] [--mode eager fast onnx int8]
                             [--device cpu|cuda] [--threads N] [--json OUT]
+
+The limit is measured first: an fp32 and an int8 matrix multiply of the model's typical shape on
+the same threads (see bisenet.benchmark.machine_limit); fp32 modes are compared with the first,
+int8 with the second. int8 is calibrated on the config's training split, or on random images
+(with a warning) when it is absent: the timing does not depend on the values. End to end is the
+demo's work for one image: read a PNG, preprocess, infer, colour, write two PNGs.
 """
 import json
+import sys
 
 import torch
 from tabulate import tabulate
 
-from bisenet.benchmark import benchmark, count_flops
+from bisenet.benchmark import MODES, benchmark, count_flops, end_to_end, machine_limit, runner
 from bisenet.cli import add_device_options, config_parser, device_of, parse_args, positive_int, run, tool_config
+from bisenet.data.io import DatasetError
+from bisenet.demo import Segmenter
 from bisenet.inference import load_model
+
+
+def _calibration(cfg, count, size):
+    from bisenet.deploy.quantize import calibration_inputs, random_calibration_inputs
+
+    try:
+        return calibration_inputs(cfg, count)
+    except DatasetError as exc:
+        print(f"warning: int8 calibrated on random images ({exc}); the timing holds, the accuracy would not",
+              file=sys.stderr)
+        return random_calibration_inputs(count, size)
 
 
 def main(argv=None):
     parser = config_parser(__doc__)
     parser.add_argument("--size", type=positive_int, nargs=2, action="append", metavar=("H", "W"),
                         help="input size, repeatable (default: 512 1024 and 1024 2048)")
-    parser.add_argument("--mode", nargs="+", default=["eager"], choices=["eager", "fast", "onnx"],
-                        help="what to time: PyTorch eager fp32, the fast path, onnxruntime (default: eager)")
+    parser.add_argument("--mode", nargs="+", default=["eager"], choices=MODES,
+                        help="what to time: PyTorch eager fp32, the fast path, onnxruntime fp32, onnxruntime int8 "
+                             "(default: eager)")
     add_device_options(parser)
     parser.add_argument("--runs", type=positive_int, default=5, help="timed runs (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default: %(default)s)")
+    parser.add_argument("--calib-images", type=positive_int, default=8,
+                        help="int8: calibration images (default: %(default)s; accuracy needs more, speed does not)")
+    parser.add_argument("--no-end-to-end", dest="end_to_end", action="store_false",
+                        help="skip the file-to-file timing")
     parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
     args = parse_args(parser, argv)
     cfg = tool_config(args)
@@ -30,27 +56,39 @@ def main(argv=None):
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     eval_params = sum(p.numel() for n, p in model.named_parameters()
                       if not n.startswith(tuple(f"{m}." for m in getattr(model, "aux_head_modules", ()))))
+    limit = machine_limit() if device.type == "cpu" else None
     rows, records = [], []
     for size in args.size or [(512, 1024), (1024, 2048)]:
         flops = count_flops(model, size)
+        calibration = _calibration(cfg, args.calib_images, size) if "int8" in args.mode else None
         for mode in args.mode:
-            r = benchmark(model, size, device, mode, args.warmup, args.runs)
+            r = benchmark(model, size, device, mode, args.warmup, args.runs, calibration)
+            rate = flops / r["median_s"] / 1e9
+            peak = (limit or {}).get("int8_gops" if mode == "int8" else "fp32_gflops")
             record = {"model": cfg.model.name, "size": list(size), "mode": mode, "device": str(device),
                       "threads": torch.get_num_threads(), "parameters": params, "inference_parameters": eval_params,
-                      "gflops": flops / 1e9, "fps": 1 / r["median_s"], **r}
+                      "gflops": flops / 1e9, "fps": 1 / r["median_s"], "achieved_gflops_per_s": rate,
+                      "limit_gops_per_s": peak, "fraction_of_limit": rate / peak if peak else None, **r}
+            if args.end_to_end:
+                segmenter = Segmenter(cfg, None, device, model=runner(model, size, device, mode, calibration))
+                record["end_to_end_s"] = end_to_end(segmenter, size, min(args.warmup, 1), args.runs)["median_s"]
             records.append(record)
-            backend = f" ({r['backend']}, {r['dtype']})" if "dtype" in r else ""
-            rows.append([f"1x3x{size[0]}x{size[1]}", mode + backend,
+            rows.append([f"1x3x{size[0]}x{size[1]}", f"{mode} ({r['backend']}, {r['dtype']})",
                          f"{flops / 1e9:.1f}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}-{r['max_s']:.3f}",
-                         f"{1 / r['median_s']:.2f}", f"{r['peak_memory_bytes'] / 2**20:.0f}",
-                         f"{flops / r['median_s'] / 1e9:.0f}"])
+                         f"{1 / r['median_s']:.2f}", f"{r['peak_memory_bytes'] / 2**20:.0f}", f"{rate:.0f}",
+                         f"{100 * record['fraction_of_limit']:.0f}%" if peak else "-",
+                         f"{record['end_to_end_s']:.3f}" if args.end_to_end else "-"])
     print(f"{cfg.model.name}: {params:,} parameters ({eval_params:,} for inference), {device}, "
           f"{torch.get_num_threads()} threads")
-    print(tabulate(rows, headers=["input", "mode", "GFLOPs", "median s", "range s", "FPS", "peak MiB", "GFLOP/s"],
-                   tablefmt="github"))
+    if limit:
+        int8 = f"{limit['int8_gops']:.0f} GOP/s int8" if limit["int8_gops"] else "int8 not measured (no onnxruntime)"
+        print(f"CPU: {', '.join(limit['cpu_features']) or 'no AVX2/AVX-512/AMX flags'}; limit on a "
+              f"{'x'.join(map(str, limit['shape']))} matrix multiply: {limit['fp32_gflops']:.0f} GFLOP/s fp32, {int8}")
+    print(tabulate(rows, headers=["input", "mode", "GFLOPs", "median s", "range s", "FPS", "peak MiB", "GFLOP/s",
+                                  "of limit", "end to end s"], tablefmt="github"))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(records, f, indent=2)
+            json.dump({"machine_limit": limit, "results": records}, f, indent=2)
 
 
 if __name__ == "__main__":

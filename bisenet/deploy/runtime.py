@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from bisenet.deploy.export import export_onnx, fold_batchnorm
-from bisenet.errors import require
+from bisenet.errors import UserError, require
 
 
 def onnx_session(model_file, threads=None):
@@ -40,14 +40,18 @@ def check_onnx(path, wrapper, size):
 
 
 class OnnxRuntimeModel(nn.Module):
-    """A model run by onnxruntime on the CPU (BatchNorm folded, any input size): the fastest CPU
-    path measured here, 0.82 s against 1.78 s for PyTorch eager at 1x3x1024x2048 on 2 threads."""
+    """A model run by onnxruntime on the CPU, any input size: ``model`` is an eval-mode module
+    (exported with BatchNorm folded: the fastest fp32 CPU path measured here) or an ONNX model's
+    bytes (the int8 one of ``bisenet.deploy.quantize``). ``dtype`` names its arithmetic."""
 
-    def __init__(self, model, threads=None):
+    def __init__(self, model, threads=None, dtype="float32"):
         super().__init__()
-        buffer = io.BytesIO()
-        export_onnx(model, buffer, (64, 128), dynamic=True)
-        self.session = onnx_session(buffer.getvalue(), threads)
+        if isinstance(model, nn.Module):
+            buffer = io.BytesIO()
+            export_onnx(model, buffer, (64, 128), dynamic=True)
+            model = buffer.getvalue()
+        self.session = onnx_session(model, threads)
+        self.dtype = dtype
 
     def forward(self, x):
         logits = self.session.run(None, {"image": x.detach().float().cpu().contiguous().numpy()})[0]
@@ -88,15 +92,28 @@ class FastModel(nn.Module):
         return self.model(x).float()
 
 
-def make_fast(model, device, precision="auto"):
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+
+
+def make_fast(model, device, precision="auto", calibration=None):
     """The fastest inference form of an eval-mode ``model`` on ``device``.
 
     ``precision``: "auto" (fp16 on CUDA, fp32 on the CPU, where oneDNN's bf16 convolutions ran
     at 165-175 GFLOP/s against 300 for fp32 on an AVX-512 BF16 Xeon, and emulated on AVX2),
-    "fp32", "bf16" or "fp16". An fp32 CPU model runs in onnxruntime when it is installed (the
-    ``deploy`` extra), else as a frozen TorchScript graph; everything else is a ``FastModel``.
+    "fp32", "bf16", "fp16", or "int8" (CPU only: onnxruntime, calibrated on ``calibration``, a
+    list of preprocessed images, see ``bisenet.deploy.quantize``). An fp32 CPU model runs in
+    onnxruntime when it is installed (the ``deploy`` extra), else as a frozen TorchScript graph;
+    bf16 and fp16 are a ``FastModel``.
     """
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     cuda = torch.device(device).type == "cuda"
+    if precision == "int8":
+        if cuda:
+            raise UserError("int8 inference runs on the CPU (onnxruntime): use --device cpu, or fp16 on CUDA")
+        from bisenet.deploy.quantize import quantize_int8
+
+        return OnnxRuntimeModel(quantize_int8(model.cpu(), calibration), dtype="int8")
     dtype = {"auto": torch.float16 if cuda else None, "fp32": None, "bf16": torch.bfloat16,
              "fp16": torch.float16}[precision]
     if not cuda and dtype is None:
