@@ -112,13 +112,19 @@ def read_torch_file(path):
         raise CheckpointError(f"cannot read {path}: {describe_unreadable(path, exc)}") from None
 
 
-def read_state_dict(path):
+def read_state_dict(path, ema=False):
     """The model state dict in ``path``: one of our checkpoints (``{"model": ...}``), another
     training checkpoint (``state_dict`` / ``model_state_dict``), or a bare state dict. A
-    ``module.`` prefix from DistributedDataParallel is removed."""
+    ``module.`` prefix from DistributedDataParallel is removed. With ``ema``, the EMA weights
+    (``model_ema``) of one of our checkpoints trained with ``train.ema_decay``."""
     if not os.path.isfile(path):
         raise MissingFileError(f"weights file not found: {path}")
     obj = read_torch_file(path)
+    if ema:
+        if not (isinstance(obj, dict) and isinstance(obj.get("model_ema"), dict)):
+            raise CheckpointError(f"{path} holds no EMA weights (trained without train.ema_decay); evaluate its "
+                                  "weights without --ema")
+        obj = obj["model_ema"]
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state_dict"):
             if key in obj and isinstance(obj[key], dict):
@@ -154,8 +160,9 @@ def format_mismatch(missing, unexpected, mismatched, limit=20):
 
 
 def load_weights(model, path):
-    """Load ``path`` into ``model`` strictly; raises ``CheckpointError`` listing every mismatch."""
-    state = read_state_dict(path)
+    """Load ``path`` (a checkpoint, or a state dict that ``read_state_dict`` read) into ``model``
+    strictly; raises ``CheckpointError`` listing every mismatch."""
+    state = path if isinstance(path, dict) else read_state_dict(path)
     missing, unexpected, mismatched = compare_state_dicts(model.state_dict(), state)
     report = format_mismatch(missing, unexpected, mismatched)
     if report:
@@ -163,7 +170,8 @@ def load_weights(model, path):
         if len(missing) == len(model.state_dict()):
             hint = ("\nNo name matches: if this is another implementation's checkpoint, convert it with "
                     "tools/convert_checkpoint.py")
-        raise CheckpointError(f"{path} does not fit {type(model).__name__}:\n{report}{hint}")
+        name = "the state dict" if isinstance(path, dict) else path
+        raise CheckpointError(f"{name} does not fit {type(model).__name__}:\n{report}{hint}")
     model.load_state_dict(state, strict=True)
     return model
 

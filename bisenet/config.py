@@ -96,6 +96,22 @@ class TrainConfig:
     # NHWC activations: about 20% faster training steps on CPU (oneDNN) and on tensor cores.
     channels_last: bool = True
     sync_bn: bool = False
+    # Without sync_bn each process keeps its own BatchNorm running statistics (only the first's
+    # are saved): "reduce" averages them over the processes after every step, "broadcast" gives
+    # every process the first's before each evaluation and save, "" leaves them (timm's --dist-bn).
+    dist_bn: str = ""
+    # Weight EMA: an exponential moving average of the weights and BatchNorm statistics, updated
+    # after every optimiser step, saved as "model_ema" beside "model" (e.g. 0.9998; 0: off).
+    ema_decay: float = 0.0
+    # Warm the EMA's decay up as min(ema_decay, (1 + n) / (10 + n)) after n updates, so that a
+    # short run's average does not keep the initial weights (TensorFlow's num_updates form).
+    ema_warmup: bool = False
+    # Scale the gradients down to this global norm over all parameters (after unscaling under
+    # fp16); the norm is logged. 0: off.
+    clip_grad_norm: float = 0.0
+    # Cross-entropy against (1 - s) one-hot + s / num_classes targets; OHEM still picks its hard
+    # pixels by the unsmoothed probability of the true class. 0: off.
+    label_smoothing: float = 0.0
     seed: int = 0
     log_interval: int = 50
     checkpoint_interval: int = 5000
@@ -254,6 +270,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.amp_dtype must be auto, fp16 or bf16, got {cfg.train.amp_dtype!r}")
 
 
+DIST_BN = ("", "reduce", "broadcast")
+
+
 def check_ranges(cfg: Config) -> None:
     """Values that type-check but cannot work, refused with the key and the valid range."""
     from bisenet.losses import LOSSES
@@ -279,6 +298,10 @@ def check_ranges(cfg: Config) -> None:
                        ("train.ohem_min_fraction", train.ohem_min_fraction)):
         need(0 <= value <= 1, key, value, "must be between 0 and 1")
     need(0 < train.ohem_thresh <= 1, "train.ohem_thresh", train.ohem_thresh, "is a probability: 0 < thresh <= 1")
+    for key, value in (("train.ema_decay", train.ema_decay), ("train.label_smoothing", train.label_smoothing)):
+        need(0 <= value < 1, key, value, "must be in [0, 1) (0: off)")
+    need(train.clip_grad_norm >= 0, "train.clip_grad_norm", train.clip_grad_norm, "must not be negative (0: off)")
+    need(train.dist_bn in DIST_BN, "train.dist_bn", train.dist_bn, "choose reduce, broadcast or \"\" (off)")
     need(0 < train.warmup_ratio <= 1, "train.warmup_ratio", train.warmup_ratio, "must be in (0, 1]")
     need(0 <= train.momentum < 1, "train.momentum", train.momentum, "must be in [0, 1)")
     need(train.base_lr > 0, "train.base_lr", train.base_lr, "must be positive")

@@ -40,6 +40,25 @@ def any_process(flag, device):
     return all_reduce_sum(torch.tensor([float(bool(flag))], device=device)).item() > 0
 
 
+def distribute_bn(model, mode):
+    """Make the BatchNorm running statistics (``running_mean``, ``running_var``) of ``model`` the
+    same on every process, as timm's ``distribute_bn``: "reduce" averages them over the processes,
+    "broadcast" copies the first process's. One collective over all of them; a no-op for "" or
+    when not distributed. Every process must call it."""
+    if not mode or not is_distributed():
+        return
+    statistics = [buffer for name, buffer in model.named_buffers()
+                  if name.endswith(("running_mean", "running_var"))]
+    flat = torch.cat([buffer.flatten() for buffer in statistics])
+    if mode == "reduce":
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= get_world_size()
+    else:
+        dist.broadcast(flat, 0)
+    for buffer, value in zip(statistics, flat.split([buffer.numel() for buffer in statistics])):
+        buffer.copy_(value.view_as(buffer))
+
+
 def resolve_device(name=None):
     """``name`` ("cpu", "cuda", "cuda:1") or, when not given, CUDA if available else the CPU."""
     if not name:

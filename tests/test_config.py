@@ -108,6 +108,9 @@ def test_ignore_index_inside_the_classes_is_refused():
     ("train.keep_checkpoints=0", "train.keep_checkpoints"), ("data.flip_prob=1.5", "data.flip_prob"),
     ("model.name=bisenetv3", "bisenetv1, bisenetv2"), ("eval.scales=[]", "eval.scales"),
     ("data.scale_range=[2.0,0.5]", "data.scale_range"), ("train.base_lr=0.0", "train.base_lr"),
+    ("train.ema_decay=1.0", "train.ema_decay=1.0: must be in [0, 1)"), ("train.ema_decay=-0.5", "train.ema_decay"),
+    ("train.label_smoothing=1.0", "train.label_smoothing"), ("train.clip_grad_norm=-1.0", "train.clip_grad_norm"),
+    ("train.dist_bn=mean", "train.dist_bn='mean': choose reduce, broadcast"),
 ])
 def test_values_outside_their_range_are_refused_at_load(override, key):
     with pytest.raises(ConfigError, match=re.escape(key)):

@@ -6,6 +6,8 @@ import torch
 import torch.multiprocessing as mp
 
 from bisenet import distributed
+from bisenet.config import Config, TrainConfig
+from bisenet.engine.trainer import build_run, train_step
 from bisenet.errors import UserError
 
 
@@ -53,3 +55,49 @@ def test_two_gloo_processes_sum_and_know_their_ranks():
     results = mp.Manager().dict()
     mp.spawn(_worker, args=(port, results), nprocs=2, join=True)
     assert dict(results) == {0: (0, 2, 0, 3.0, "cpu"), 1: (1, 2, 1, 3.0, "cpu")}
+
+
+def _dist_bn_worker(rank, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    device = distributed.init_from_environment(torch.device("cpu"))
+    gen = torch.Generator().manual_seed(rank)  # each process its own images
+    images, labels = torch.randn(2, 3, 32, 32, generator=gen), torch.randint(0, 19, (2, 32, 32), generator=gen)
+    buffers = {}
+    for dist_bn in ("", "reduce"):
+        cfg = Config(train=TrainConfig(batch_size=4, amp=False, dist_bn=dist_bn, ema_decay=0.5))
+        cfg.model.backbone_weights = ""
+        run = build_run(cfg, device, rank, world_size=2)
+        train_step(run, images, labels)
+        buffers[dist_bn] = {name: value.clone() for name, value in run.model.named_buffers()}
+        buffers[f"{dist_bn} ema"] = {name: value.clone() for name, value in run.ema.module.named_buffers()}
+        if not dist_bn:
+            distributed.distribute_bn(run.model, "broadcast")
+            buffers["broadcast"] = {name: value.clone() for name, value in run.model.named_buffers()}
+    torch.save(buffers, os.path.join(out, f"{rank}.pt"))  # not through a Manager: slow for many tensors
+    distributed.cleanup()
+
+
+@pytest.mark.slow
+def test_dist_bn_reduce_averages_the_statistics_of_two_gloo_processes(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_dist_bn_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    results = [torch.load(tmp_path / f"{rank}.pt") for rank in (0, 1)]
+    own = [results[rank][""] for rank in (0, 1)]  # each process's statistics of its own images
+    statistics = [name for name in own[0] if name.endswith(("running_mean", "running_var"))]
+    assert sum(not torch.equal(own[0][name], own[1][name]) for name in statistics) > 0.9 * len(statistics)
+    for rank in (0, 1):
+        reduced, broadcast = results[rank]["reduce"], results[rank]["broadcast"]
+        for name in statistics:
+            assert torch.equal(reduced[name], (own[0][name] + own[1][name]) / 2), (rank, name)
+            assert torch.equal(broadcast[name], own[0][name]), (rank, name)
+        counted = "cp.resnet.bn1.num_batches_tracked"
+        assert torch.equal(reduced[counted], own[rank][counted]) and int(reduced[counted]) == 1
+        # The EMA averages the reduced statistics, so it is the same on both processes.
+        ema = results[rank]["reduce ema"]
+        assert all(torch.equal(value, results[0]["reduce ema"][name]) for name, value in ema.items())

@@ -58,6 +58,19 @@ def final_weights(output_dir):
     return load_checkpoint(os.path.join(output_dir, "model_final.pth"))["model"]
 
 
+# timm's training options, on in the runs that are interrupted and resumed: the EMA, the averaged
+# BatchNorm statistics and the clipped gradients must come back to the bit too.
+TIMM_OPTIONS = ("train.ema_decay=0.9", "train.ema_warmup=true", "train.dist_bn=reduce", "train.clip_grad_norm=1.0",
+                "train.label_smoothing=0.1")
+
+
+def final_state(output_dir):
+    """The weights and the EMA of ``model_final.pth``, as one name -> tensor mapping."""
+    saved = load_checkpoint(os.path.join(output_dir, "model_final.pth"))
+    assert saved["ema_updates"] == 8
+    return {**saved["model"], **{f"ema.{name}": value for name, value in saved["model_ema"].items()}}
+
+
 def launch_and_signal(cmd, output_dir, when_exists, sig):
     """Start ``cmd``; once ``when_exists`` appears in ``output_dir``, send ``sig`` to every
     process of the run (launcher, trainers, loader workers). Returns the exit code."""
@@ -93,7 +106,7 @@ def launch_and_signal(cmd, output_dir, when_exists, sig):
 @pytest.fixture(scope="module")
 def uninterrupted(synthetic_root, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("two_processes")
-    run(command(synthetic_root, output_dir, 2))
+    run(command(synthetic_root, output_dir, 2, *TIMM_OPTIONS))
     return output_dir
 
 
@@ -152,19 +165,20 @@ def test_two_processes_average_their_gradients(synthetic_root, tmp_path):
 
 
 def test_sigkill_and_relaunch_is_bit_identical(synthetic_root, uninterrupted, tmp_path):
-    cmd = command(synthetic_root, tmp_path, 2)
+    cmd = command(synthetic_root, tmp_path, 2, *TIMM_OPTIONS)
     code = launch_and_signal(cmd, tmp_path, "checkpoint_000004.pth", signal.SIGKILL)
     assert code != 0 and not (tmp_path / "model_final.pth").exists()
     relaunch = run(cmd)  # the same command again, unattended
     assert f"took over {tmp_path / 'train.lock'}" in relaunch.stdout  # the killed run's lock
-    expected, got = final_weights(uninterrupted), final_weights(tmp_path)
+    expected, got = final_state(uninterrupted), final_state(tmp_path)
     assert [k for k in expected if not torch.equal(expected[k], got[k])] == []
+    assert any(not torch.equal(got[k], got[f"ema.{k}"]) for k in final_weights(tmp_path))
 
 
 def test_sigterm_saves_and_resumes(synthetic_root, uninterrupted, tmp_path):
     # No periodic checkpoint before the end (interval 100): a checkpoint now can only come from
     # the signal. It is sent once the metrics show 2 iterations done.
-    cmd = command(synthetic_root, tmp_path, 2, "train.checkpoint_interval=100")
+    cmd = command(synthetic_root, tmp_path, 2, *TIMM_OPTIONS, "train.checkpoint_interval=100")
     process = subprocess.Popen(cmd, cwd=REPO, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)
     metrics, deadline = tmp_path / "metrics.jsonl", time.time() + TIMEOUT
@@ -182,7 +196,7 @@ def test_sigterm_saves_and_resumes(synthetic_root, uninterrupted, tmp_path):
         assert f"stopped (rank {rank}): stopped at iteration {newest['iteration']}: checkpoint saved" in output
     assert process.returncode != 0
     run(cmd)
-    expected, got = final_weights(uninterrupted), final_weights(tmp_path)
+    expected, got = final_state(uninterrupted), final_state(tmp_path)
     assert [k for k in expected if not torch.equal(expected[k], got[k])] == []
 
 

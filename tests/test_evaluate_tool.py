@@ -113,3 +113,22 @@ def test_modes(synthetic_root, weights, tmp_path, flags, mode):
     assert f"{mode}:" in result.stdout and "mIoU" in result.stdout
     matrix = np.array(data["confusion_matrix"])
     assert matrix.sum() > 0 and 0 <= data["miou"] <= 1
+
+
+@pytest.mark.slow
+def test_int8_evaluation_and_demo_use_the_model_calibrated_on_the_training_split(trained_tiny, tmp_path):
+    cfg, _, weights = trained_tiny
+    common = ["--config", "configs/bisenetv1_synthetic.py", f"data.root={cfg.data.root}", "eval.num_workers=0",
+              "--weights", weights]
+    scores = {}
+    for name, flags in (("fp32", []), ("int8", ["--precision", "int8", "--calib-images", "6"])):
+        result = run_tool("evaluate.py", *common, *flags, "--json", tmp_path / f"{name}.json")
+        assert result.returncode == 0, result.stderr
+        scores[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert "fast inference (int8)" in result.stdout
+    assert abs(scores["int8"]["miou"] - scores["fp32"]["miou"]) <= 0.005
+    assert scores["int8"]["confusion_matrix"] != scores["fp32"]["confusion_matrix"]  # int8 really ran
+    image = sorted(glob.glob(f"{cfg.data.root}/leftImg8bit/val/*/*.png"))[0]
+    result = run_tool("demo.py", image, *common, "--precision", "int8", "--calib-images", "2", "--out-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(glob.glob(str(tmp_path / "*_color.png"))) == 1

@@ -62,7 +62,7 @@ def test_damaged_lines_of_a_killed_run_are_skipped_and_named(tmp_path):
 def test_curves_are_drawn(tmp_path):
     path = tmp_path / "metrics.jsonl"
     lines = [{"iteration": i, "loss": 3.0 / i, "aux_losses": [3.0 / i, 3.1 / i], "lr": {"backbone": 0.01 / i}}
-             for i in range(1, 5)] + [{"iteration": 4, "miou": 0.4}]
+             for i in range(1, 5)] + [{"iteration": 2, "miou": 0.3}, {"iteration": 4, "miou": 0.4, "miou_ema": 0.45}]
     path.write_text("".join(json.dumps(r) + "\n" for r in lines))
     image = cv2.imread(plot_metrics(str(path), str(tmp_path / "curves.png")))
     assert image is not None and image.shape[1] > image.shape[0]

@@ -8,7 +8,8 @@ import torch
 
 import bisenet.engine.trainer as trainer_module
 from bisenet.checkpoint import load_checkpoint, load_for_finetune
-from bisenet.engine.trainer import TrainingError, train
+from bisenet.config import Config, TrainConfig
+from bisenet.engine.trainer import TrainingError, build_run, train, train_step
 from bisenet.losses import OhemCrossEntropy
 from bisenet.lr_scheduler import lr_factor
 from bisenet.models.bisenetv1 import BiSeNetV1
@@ -265,3 +266,57 @@ def test_fp16_at_the_default_scale_trains_through_its_first_overflows(cfg):
              if "skipped_step" in line]
     assert 0 < len(skips) < 6 and load_checkpoint(final)["iteration"] == 6
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_clipping_caps_the_global_norm_of_the_true_gradients(monkeypatch, amp):
+    # fp16 on the CPU (autocast and the gradient scaler work there) at a loss scale of 64, which
+    # these gradients do not overflow at: the scaled gradients must be unscaled before clipping.
+    monkeypatch.setattr(torch.amp, "GradScaler", functools.partial(torch.amp.GradScaler, init_scale=64.0))
+    gen = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(2, 3, 32, 32, generator=gen), torch.randint(0, 19, (2, 32, 32), generator=gen)
+
+    def one_step(clip):
+        cfg = Config(train=TrainConfig(batch_size=2, amp=amp, amp_dtype="fp16", clip_grad_norm=clip, base_lr=1.0,
+                                       warmup_iters=0, weight_decay=0.0))
+        cfg.model.backbone_weights = ""
+        run = build_run(cfg, torch.device("cpu"))
+        before = [p.detach().clone() for p in run.model.parameters()]
+        status = train_step(run, images, labels)
+        assert status.stepped and (status.grad_norm is None) == (clip == 0)
+        return run, before, status
+
+    free, _, _ = one_step(0.0)
+    # The reference: torch's own clipping of the same gradients (the step left them unscaled).
+    copies = [p.detach().clone().requires_grad_() for p in free.model.parameters()]
+    for copy, p in zip(copies, free.model.parameters()):
+        copy.grad = p.grad.clone()
+    norm = float(torch.nn.utils.clip_grad_norm_(copies, float("inf")))  # the norm only: nothing to clip
+    expected_norm = torch.nn.utils.clip_grad_norm_(copies, norm / 4)
+
+    run, before, status = one_step(norm / 4)
+    assert float(status.grad_norm) == float(expected_norm) == norm
+    parameters = list(run.model.parameters())
+    assert all(torch.equal(p.grad, c.grad) for p, c in zip(parameters, copies))
+    assert float(torch.cat([p.grad.flatten() for p in parameters]).double().norm()) == pytest.approx(norm / 4, rel=1e-5)
+    # ...and the optimiser stepped with them: SGD's first step is w - lr * grad (no weight decay).
+    eps = torch.finfo(torch.float32).eps
+    index = {id(p): k for k, p in enumerate(parameters)}
+    for group, lr in zip(run.optimizer.param_groups, status.lrs):
+        for p in group["params"]:
+            w0 = before[index[id(p)]]
+            update = lr * p.grad
+            assert bool(((p.detach() - (w0 - update)).abs() <= 2 * eps * (w0.abs() + update.abs())).all())
+
+
+def test_clipping_leaves_an_overflowed_fp16_step_to_the_scaler():
+    # At the default loss scale (2**16) this model's first gradients overflow in fp16.
+    cfg = Config(train=TrainConfig(batch_size=2, amp=True, amp_dtype="fp16", clip_grad_norm=1.0))
+    cfg.model.backbone_weights = ""
+    run = build_run(cfg, torch.device("cpu"))
+    before = {k: v.clone() for k, v in run.model.state_dict().items()}
+    status = train_step(run, torch.randn(2, 3, 32, 32), torch.randint(0, 19, (2, 32, 32)))
+    assert not status.stepped and status.skipped == "a gradient" and not torch.isfinite(status.grad_norm)
+    assert status.loss_scale == status.loss_scale_before / 2
+    names = {name for name, _ in run.model.named_parameters()}
+    assert all(torch.equal(before[name], value) for name, value in run.model.state_dict().items() if name in names)

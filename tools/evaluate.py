@@ -1,11 +1,12 @@
 """Evaluate a BiSeNet model (mIoU, per-class table).
 
   python tools/evaluate.py --config configs/bisenetv1_city.py --weights W.pth [--msc] [--flip] [--crop]
+                            [--fast] [--precision int8 [--calib-images 32]]
   python tools/evaluate.py --weights coincheung/bisenetv1_city --modes all     (published weights by name)
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
 from bisenet import distributed
-from bisenet.cli import device_of, inference_parser, parse_args, resolve_weights, run, tool_config
+from bisenet.cli import device_of, inference_parser, parse_args, resolve_weights, run, runtime_of, tool_config
 from bisenet.engine.evaluator import evaluate_weights, mode_settings
 
 
@@ -25,8 +26,8 @@ def main(argv=None):
                         help="write predictions as labelIds PNGs (DIR/labelIds, official format) and colour PNGs "
                              "(DIR/color)")
     parser.add_argument("--json", metavar="FILE", help="also write the scores to this JSON file")
-    parser.add_argument("--fast", action="store_true",
-                        help="deployment inference: folded BN, onnxruntime on the CPU, fp16 channels-last on CUDA")
+    parser.add_argument("--ema", action="store_true",
+                        help="the EMA weights (model_ema) of a run trained with train.ema_decay, not its weights")
     args = parse_args(parser, argv)
     cfg = tool_config(args)
     if args.modes:
@@ -41,7 +42,7 @@ def main(argv=None):
     device = distributed.init_from_environment(device_of(args))
     try:
         evaluate_weights(cfg, weights, device, modes, save_pred_dir=args.save_pred, json_path=args.json,
-                         fast=args.fast)
+                         runtime=runtime_of(args), ema=args.ema)
     finally:
         distributed.cleanup()
 

@@ -11,6 +11,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from bisenet import distributed
+from bisenet.checkpoint import read_state_dict
 from bisenet.data import build_eval_loader
 from bisenet.data.cityscapes import colorize
 from bisenet.inference import load_model, parse_mode, predict
@@ -161,7 +162,16 @@ def evaluate_modes(cfg, model, device, modes, save_pred_dir=None, progress=True)
     return results
 
 
-def report(results, modes, class_names, fast=False, json_path=None, **json_settings):
+def runtime_text(runtime):
+    """", fast inference (int8)" for ``load_model``'s runtime keywords, "" for eager."""
+    runtime = runtime or {}
+    precision = runtime.get("precision", "auto")
+    if not runtime.get("fast") and precision == "auto":
+        return ""
+    return ", fast inference" + ("" if precision == "auto" else f" ({precision})")
+
+
+def report(results, modes, class_names, runtime=None, json_path=None, **json_settings):
     """Print each mode's settings and its table (several modes: one table side by side, as the
     reference does), and write them to ``json_path``; main process only."""
     if not distributed.is_main_process():
@@ -171,7 +181,7 @@ def report(results, modes, class_names, fast=False, json_path=None, **json_setti
         print(f"{name}: scales {list(settings['scales'])}, flip {settings['flip']}, "
               f"crop {list(crop) if crop else None}, "
               f"protocol {settings['protocol']}, {results[name]['num_images']} images, "
-              f"{distributed.get_world_size()} process(es){', fast inference' if fast else ''}")
+              f"{distributed.get_world_size()} process(es){runtime_text(runtime)}")
     if len(results) == 1:
         print(format_scores(next(iter(results.values())), class_names))
     else:
@@ -186,13 +196,15 @@ def _plain(settings):
     return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()}
 
 
-def evaluate_weights(cfg, weights, device, modes, save_pred_dir=None, json_path=None, fast=False, progress=True):
-    """Load ``weights`` into the model of ``cfg``, evaluate it in each of ``modes`` (see
-    ``evaluate_modes``), print the results on the main process, and optionally save the
-    predictions (one mode) and a JSON file. Returns ``{mode name: scores}``."""
-    model = load_model(cfg, weights, device, fast)
+def evaluate_weights(cfg, weights, device, modes, save_pred_dir=None, json_path=None, runtime=None, progress=True,
+                     ema=False):
+    """Load ``weights`` (with ``ema``, the EMA weights that the checkpoint holds) into the model of
+    ``cfg``, evaluate it in each of ``modes`` (see ``evaluate_modes``), print the results on the
+    main process, and optionally save the predictions (one mode) and a JSON file. Returns
+    ``{mode name: scores}``."""
+    model = load_model(cfg, read_state_dict(weights, ema=True) if ema else weights, device, **(runtime or {}))
     results = evaluate_modes(cfg, model, device, modes, save_pred_dir, progress)
-    report(results, modes, cfg.data.class_names, fast, json_path, weights=weights)
+    report(results, modes, cfg.data.class_names, runtime, json_path, weights=weights, ema=ema)
     if save_pred_dir and distributed.is_main_process():
         print(f"predictions: {save_pred_dir}/labelIds (labelIds, official format), {save_pred_dir}/color")
     return results

@@ -101,7 +101,11 @@ def plot_metrics(metrics_path, out_path):
     axes[1].set_title("learning rate")
     axes[1].set_yscale("log")
     if evals:
-        axes[2].plot([r["iteration"] for r in evals], [100 * r["miou"] for r in evals], marker="o")
+        axes[2].plot([r["iteration"] for r in evals], [100 * r["miou"] for r in evals], marker="o", label="weights")
+        if "miou_ema" in evals[-1]:  # train.ema_decay
+            ema = [r for r in evals if "miou_ema" in r]
+            axes[2].plot([r["iteration"] for r in ema], [100 * r["miou_ema"] for r in ema], marker="o", label="EMA")
+            axes[2].legend()
     axes[2].set_title("val mIoU (%)")
     for axis in axes:
         axis.set_xlabel("iteration")

@@ -7,6 +7,7 @@ the flags every process must agree on (bad samples, a non-finite loss, a stop si
 take the same decision at the same step boundary. Saving is collective too: a check that the
 weights are finite, then the write on the main process, then agreement that it succeeded.
 """
+import copy
 import dataclasses
 import os
 import random
@@ -30,12 +31,14 @@ from bisenet.checkpoint import (
     load_for_finetune,
     load_latest_checkpoint,
     load_training_checkpoint,
+    read_state_dict,
     remove_stale_temp_files,
     restore_rng_state,
     save_checkpoint,
 )
 from bisenet.config import Config, ConfigError, validate, write_config
 from bisenet.data import build_eval_loader, build_train_loader
+from bisenet.engine.ema import ModelEma
 from bisenet.engine.evaluator import evaluate, evaluate_modes, mode_settings, report
 from bisenet.engine.lock import OutputLock, OutputLockError
 from bisenet.engine.logs import RunLog
@@ -173,8 +176,9 @@ class TrainingRun:
     amp_dtype: Optional[torch.dtype]
     memory_format: torch.memory_format
     start_iter: int = 0
-    best_miou: Optional[float] = None
+    best_miou: Optional[float] = None  # of the EMA weights when there are some
     checkpoints: List[str] = dataclasses.field(default_factory=list)  # names this run wrote and keeps
+    ema: Optional[ModelEma] = None  # train.ema_decay > 0: the weight EMA, the same on every process
 
     @property
     def is_main(self):
@@ -216,6 +220,14 @@ def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=
         if len(rng_states) == world_size:
             restore_rng_state(rng_states[rank])
         best_miou, kept = checkpoint.get("best_miou"), list(checkpoint.get("checkpoints", []))
+    ema = None
+    if cfg.train.ema_decay > 0:
+        ema = ModelEma(model, cfg.train.ema_decay, cfg.train.ema_warmup)
+        if checkpoint is not None and "model_ema" in checkpoint:
+            ema.load_state_dict(checkpoint["model_ema"], checkpoint["ema_updates"])
+        elif checkpoint is not None and log:
+            log.info("the checkpoint holds no EMA weights (trained without train.ema_decay): the EMA starts from "
+                     "its weights")
     if scaler.is_enabled():
         scaler.scale(torch.ones((), device=device))  # creates the scale tensor that a skipped step lowers
     criterion = build_loss(cfg.train, cfg.data.ignore_index)
@@ -223,7 +235,7 @@ def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=
     if world_size > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     return TrainingRun(cfg, device, rank, world_size, model, net, optimizer, scheduler, scaler, criterion, amp_dtype,
-                       memory_format, start_iter, best_miou, kept)
+                       memory_format, start_iter, best_miou, kept, ema)
 
 
 @dataclasses.dataclass
@@ -239,12 +251,16 @@ class StepStatus:
     skipped: Optional[str] = None  # fp16: "the loss" or "a gradient" overflowed, the step was skipped
     loss_scale_before: float = 1.0
     loss_scale: float = 1.0
+    # train.clip_grad_norm: the gradients' global norm before clipping (not finite if one
+    # overflowed); a tensor, so that only logging it waits for the device.
+    grad_norm: Optional[torch.Tensor] = None
 
 
 def train_step(run, images, labels, bad_samples=0, stop=False):
     """One step on a batch: forward, losses, the status all-reduce, then (unless a process's loss
-    is non-finite outside fp16, or too many samples were bad) backward, optimiser, scaler and
-    schedule. Under fp16 an overflow skips the step on every process and lowers the loss scale."""
+    is non-finite outside fp16, or too many samples were bad) backward, gradient clipping,
+    optimiser, scaler, schedule, the BatchNorm statistics of ``train.dist_bn=reduce`` and the
+    weight EMA. Under fp16 an overflow skips the step on every process and lowers the loss scale."""
     cfg = run.cfg
     images = images.to(run.device, non_blocking=True, memory_format=run.memory_format)
     labels = labels.to(run.device, non_blocking=True)
@@ -268,6 +284,11 @@ def train_step(run, images, labels, bad_samples=0, stop=False):
     else:
         loss = losses[0] + cfg.train.aux_weight * losses[1:].sum()
         run.scaler.scale(loss).backward()
+        if cfg.train.clip_grad_norm > 0:
+            # The true gradients are clipped: unscaled first (the scaler then does not unscale
+            # them again). An overflowed one makes the norm inf or NaN, and the scaler still skips.
+            run.scaler.unscale_(run.optimizer)
+            status.grad_norm = nn.utils.clip_grad_norm_(run.model.parameters(), cfg.train.clip_grad_norm)
         run.scaler.step(run.optimizer)  # skipped by the scaler if a gradient overflowed
         run.scaler.update()
     with warnings.catch_warnings():
@@ -277,6 +298,12 @@ def train_step(run, images, labels, bad_samples=0, stop=False):
         run.scheduler.step()
     status.loss_scale_before, status.loss_scale = scale, run.scaler.get_scale()
     status.stepped = not (fp16 and status.loss_scale < scale)
+    if cfg.train.dist_bn == "reduce" and run.world_size > 1 and not cfg.train.sync_bn:
+        # Every step, so that the statistics never depend on when a save or an evaluation came;
+        # they are also what the EMA averages, which thus stays the same on every process.
+        distributed.distribute_bn(run.model, "reduce")
+    if run.ema is not None and status.stepped:
+        run.ema.update(run.model)
     if not status.stepped:
         status.skipped = "the loss" if status.non_finite else "a gradient"
     return status
@@ -312,7 +339,7 @@ class Checkpointer:
             rng = [capture_rng_state()]
         name = f"checkpoint_{iteration:06d}.pth"
         kept = ([n for n in run.checkpoints if n != name] + [name])[-keep:]
-        state = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        state = {**self._weights(), "optimizer": run.optimizer.state_dict(),
                  "scaler": run.scaler.state_dict(), "iteration": iteration, "rng": rng, "best_miou": run.best_miou,
                  "config": run.cfg.to_dict(), "interrupted": interrupted,
                  "checkpoints": kept}
@@ -325,9 +352,15 @@ class Checkpointer:
 
     def save_weights(self, filename, iteration, **extra):
         """``model_final.pth`` / ``model_best.pth``: the weights, iteration and config."""
-        state = {"model": self.run.model.state_dict(), "iteration": iteration, "config": self.run.cfg.to_dict(),
-                 **extra}
+        state = {**self._weights(), "iteration": iteration, "config": self.run.cfg.to_dict(), **extra}
         self._write(state, os.path.join(self.output_dir, filename), iteration)
+
+    def _weights(self):
+        """What every file holds: ``model``, the trained weights, and with ``train.ema_decay``
+        ``model_ema``, their average (``tools/evaluate.py --ema``), and its update count."""
+        ema = self.run.ema
+        extra = {} if ema is None else {"model_ema": ema.state_dict(), "ema_updates": ema.updates}
+        return {"model": self.run.model.state_dict(), **extra}
 
     def _previous(self):
         names = self.run.checkpoints
@@ -358,6 +391,40 @@ class Checkpointer:
                 self.log.info(f"error: {error}")
         if distributed.any_process(error, run.device):
             raise TrainingError(error or "the main process could not save a checkpoint (see its message)")
+
+
+def share_bn_statistics(run):
+    """Before an evaluation or a save (collective): with ``train.dist_bn=broadcast`` every process
+    takes the first's BatchNorm statistics, the ones saved, and the EMA's statistics are always
+    the first's, as its weights are everywhere (with "reduce" both are averaged at every step
+    instead, and with SyncBatchNorm they agree already). Neither changes the training: the next
+    forward pass of DistributedDataParallel hands the first process's statistics to all anyway."""
+    if run.world_size == 1 or run.cfg.train.sync_bn:
+        return
+    if run.cfg.train.dist_bn == "broadcast":
+        distributed.distribute_bn(run.model, "broadcast")
+    if run.ema is not None and run.cfg.train.dist_bn != "reduce":
+        distributed.distribute_bn(run.ema.module, "broadcast")
+
+
+def _evaluate_periodically(run, eval_loader, done, checkpointer, log):
+    """Score the weights, and the EMA's, on the val split; keep ``model_best.pth``, chosen by the
+    EMA's mIoU when there is an EMA (as timm does), else by the weights'."""
+    cfg = run.cfg
+    models = {"raw": run.model, **({"ema": run.ema.module} if run.ema else {})}
+    suffix = {"raw": "", "ema": "_ema"}  # metrics.jsonl: miou, miou_ema, ...
+    results = {name: evaluate(model, eval_loader, cfg.model.num_classes, run.device, cfg.data.ignore_index,
+                              protocol=cfg.eval.protocol, progress=False) for name, model in models.items()}
+    log.record(iteration=done, **{key + suffix[name]: result[key] for name, result in results.items()
+                                  for key in ("miou", "macc", "aacc")})
+    log.info(f"iter {done} val mIoU {100 * results['raw']['miou']:.2f}"
+             + (f", EMA {100 * results['ema']['miou']:.2f}" if run.ema else ""))
+    best_by = "ema" if run.ema else "raw"
+    if run.best_miou is None or results[best_by]["miou"] > run.best_miou:  # the same on every process
+        run.best_miou = results[best_by]["miou"]
+        checkpointer.save_weights("model_best.pth", done, best_by=best_by,
+                                  **{"miou" + suffix[name]: result["miou"] for name, result in results.items()})
+    run.net.train()
 
 
 def _choose_checkpoint(cfg, resume, log):
@@ -510,21 +577,20 @@ def _loop(cfg, device, resume, finetune_from, force_resume, progress, lock_note,
                 lr_text = "/".join(f"{lr:.2e}" for lr in status.lrs)
                 bar.set_postfix_str(f"loss {main:.3f} aux {','.join(f'{v:.3f}' for v in aux)} lr {lr_text} "
                                     f"{speed:.1f} img/s")
+                norm = {} if status.grad_norm is None else {"grad_norm": float(status.grad_norm)}
                 log.record(iteration=done, loss=main, aux_losses=aux, images_per_s=speed,
-                           lr={g["name"]: lr for g, lr in zip(run.optimizer.param_groups, status.lrs)})
+                           lr={g["name"]: lr for g, lr in zip(run.optimizer.param_groups, status.lrs)}, **norm)
                 log.info(f"iter {done}/{cfg.train.max_iters} loss {main:.4f} aux {','.join(f'{v:.4f}' for v in aux)} "
-                         f"lr {lr_text} {speed:.1f} img/s "
+                         f"lr {lr_text} " + (f"grad norm {norm['grad_norm']:.3g} " if norm else "")
+                         + f"{speed:.1f} img/s "
                          f"eta {bar.format_interval((cfg.train.max_iters - done) * cfg.train.batch_size / speed)}")
-            if eval_loader is not None and done % cfg.train.eval_interval == 0:
-                result = evaluate(run.model, eval_loader, cfg.model.num_classes, device, cfg.data.ignore_index,
-                                  protocol=cfg.eval.protocol, progress=False)
-                log.record(iteration=done, miou=result["miou"], macc=result["macc"], aacc=result["aacc"])
-                log.info(f"iter {done} val mIoU {100 * result['miou']:.2f}")
-                if run.best_miou is None or result["miou"] > run.best_miou:  # the same on every process
-                    run.best_miou = result["miou"]
-                    checkpointer.save_weights("model_best.pth", done, miou=run.best_miou)
-                run.net.train()
-            if done % cfg.train.checkpoint_interval == 0 or done == cfg.train.max_iters or status.stop:
+            evaluating = eval_loader is not None and done % cfg.train.eval_interval == 0
+            saving = done % cfg.train.checkpoint_interval == 0 or done == cfg.train.max_iters or status.stop
+            if evaluating or saving:
+                share_bn_statistics(run)
+            if evaluating:
+                _evaluate_periodically(run, eval_loader, done, checkpointer, log)
+            if saving:
                 checkpointer.save(done, interrupted=status.stop)
             if status.stop:
                 bar.close()
@@ -541,9 +607,17 @@ def _loop(cfg, device, resume, finetune_from, force_resume, progress, lock_note,
 
 def evaluate_after_training(cfg, model, device=None, progress=True):
     """The validation scores in each of ``eval.final_modes``, printed as the reference does
-    (one table, the modes side by side). Returns ``{mode name: scores}``."""
+    (one table, the modes side by side). With ``train.ema_decay`` the EMA weights that
+    ``model_final.pth`` holds are scored too, in columns "<mode> ema" after those of ``model``
+    (the trained weights). Returns ``{column name: scores}``."""
     device = device if isinstance(device, torch.device) else distributed.resolve_device(device)
     modes = [mode_settings(name, cfg.eval) for name in cfg.eval.final_modes]
     results = evaluate_modes(cfg, model, device, modes, progress=progress)
+    if cfg.train.ema_decay > 0:
+        ema = copy.deepcopy(model)
+        ema.load_state_dict(read_state_dict(os.path.join(cfg.train.output_dir, "model_final.pth"), ema=True))
+        scores = evaluate_modes(cfg, ema, device, modes, progress=progress)
+        results.update({f"{name} ema": result for name, result in scores.items()})
+        modes = modes * 2
     report(results, modes, cfg.data.class_names)
     return results
