@@ -63,11 +63,11 @@ def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip
 
 
 def load_model(cfg, weights, device="cpu", fast=False, precision="auto", calib_images=32):
-    """The model of ``cfg`` in eval mode on ``device``, with ``weights`` (a checkpoint path;
-    None keeps the random initialisation, for timing); with ``fast`` or a ``precision`` other
-    than "auto", its fastest inference form (``bisenet.deploy.runtime.make_fast``: folded BN,
-    onnxruntime on the CPU, fp16 on CUDA). int8 is calibrated on ``calib_images`` images of the
-    config's training split."""
+    """The model of ``cfg`` in eval mode on ``device``, with ``weights`` (a checkpoint path or a
+    state dict, e.g. ``read_state_dict(path, ema=True)``; None keeps the random initialisation,
+    for timing); with ``fast`` or a ``precision`` other than "auto", its fastest inference form
+    (``bisenet.deploy.runtime.make_fast``: folded BN, onnxruntime on the CPU, fp16 on CUDA).
+    int8 is calibrated on ``calib_images`` images of the config's training split."""
     from bisenet.checkpoint import load_weights
     from bisenet.models import build_model
 
