@@ -79,11 +79,10 @@ def runner(model, size, device, mode="eager", calibration=None):
     raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
 
 
-def benchmark(model, size, device, mode="eager", warmup=2, runs=5, calibration=None):
-    """Latency of ``model`` on a 1x3xHxW input in ``mode`` (see ``runner``), with the backend and
-    arithmetic that ran."""
+def benchmark(run, size, device, warmup=2, runs=5):
+    """Latency of ``run`` (a model in one of ``runner``'s forms) on a random 1x3xHxW input, with
+    the backend and arithmetic that ran."""
     device = torch.device(device)
-    run = runner(model, size, device, mode, calibration)
     image = torch.randn(1, 3, *size, device=device)
     result = measure_latency(lambda: run(image), device, warmup, runs)
     result["backend"] = type(run).__name__
