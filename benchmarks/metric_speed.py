@@ -1,10 +1,14 @@
 """Speed of the metric: our bincount confusion matrix against the official Cityscapes evaluator.
 
   python benchmarks/metric_speed.py [--images 500] [--official-images 10]
+  python benchmarks/metric_speed.py --classes 19 171 [--images 500]
 
 Ours: the confusion matrix of --images predictions of 1024x2048 (held in memory, as in the
 evaluation loop). Official: cityscapesscripts' pixel-level evaluation of the same kind of
 predictions saved as labelIds PNGs, timed on --official-images pairs and given per image.
+--classes: time per pixel of the confusion matrix of COCO-size (640x480) predictions for each
+class count (e.g. Cityscapes' 19 against COCO-Stuff's 171), interleaved, and the ratio to the
+first.
 """
 import argparse
 import glob
@@ -30,12 +34,43 @@ def random_pair(rng, height=1024, width=2048):
     return label_ids, train_ids, pred
 
 
+def class_count_pair(rng, num_classes, height=480, width=640):
+    """Train ids in blocks (a tenth ignored) and a prediction that is 80% right."""
+    blocks = rng.integers(0, num_classes, size=(height // 16, width // 16))
+    blocks[rng.random(blocks.shape) < 0.1] = 255
+    label = cv2.resize(blocks.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    pred = np.where(rng.random((height, width)) < 0.8, label, rng.integers(0, num_classes, size=(height, width)))
+    pred = np.where(pred == 255, 0, pred).astype(np.uint8)
+    return torch.from_numpy(pred).long(), torch.from_numpy(label).long()
+
+
+def compare_class_counts(class_counts, images, distinct):
+    rng = np.random.default_rng(0)
+    pairs = {n: [class_count_pair(rng, n) for _ in range(distinct)] for n in class_counts}
+    seconds = dict.fromkeys(class_counts, 0.0)
+    for i in range(images):  # interleaved, so that a change of clock speed hits every count alike
+        for n in class_counts:
+            pred, label = pairs[n][i % distinct]
+            start = time.perf_counter()
+            confusion_matrix(pred, label, n, 255)
+            seconds[n] += time.perf_counter() - start
+    pixels = images * pairs[class_counts[0]][0][0].numel()
+    for n in class_counts:
+        print(f"{n} classes: {images} images of 640x480 in {seconds[n]:.3f} s, "
+              f"{1e9 * seconds[n] / pixels:.2f} ns/pixel, "
+              f"{seconds[n] / seconds[class_counts[0]]:.2f}x the {class_counts[0]}-class time")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--official-images", type=int, default=10)
     parser.add_argument("--distinct", type=int, default=10, help="distinct random pairs, cycled")
+    parser.add_argument("--classes", type=int, nargs="+", help="compare these class counts at 640x480")
     args = parser.parse_args()
+    if args.classes:
+        print(f"{torch.get_num_threads()} threads")
+        return compare_class_counts(args.classes, args.images, args.distinct)
     rng = np.random.default_rng(0)
     pairs = [random_pair(rng) for _ in range(args.distinct)]
     tensors = [(torch.from_numpy(p), torch.from_numpy(t)) for _, t, p in pairs]

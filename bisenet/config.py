@@ -36,7 +36,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    # "cityscapes" or "custom": which hints errors give; the fields below describe the data.
+    # A known dataset (bisenet/data/catalog.py: cityscapes, cocostuff, ade20k, camvid) or "custom":
+    # which hints errors and tools/check_dataset.py give; the fields below describe the data.
     dataset: str = "cityscapes"
     root: str = "datasets/cityscapes"
     # Pairs are found as {root}/{image_dir}/**/*{image_suffix} and the same relative path under
@@ -132,6 +133,10 @@ class EvalConfig:
     # weights give its published table; "standard": ours, without its size rounding and window
     # summing (see bisenet/inference.py).
     protocol: str = "coincheung"
+    # Resize each image so that its short side is this many pixels before the scales (bilinear),
+    # and score the prediction at the label's own size: the reference's eval_start_shortside
+    # (ADE20K). 0: images at their own size.
+    short_side: int = 0
     # Modes reported after training, in the reference's names: ss, ssc, msf, mscf (or ms, ssf, ...).
     final_modes: Tuple[str, ...] = ("ss",)
 
@@ -257,8 +262,10 @@ def validate(cfg: Config) -> None:
         if not (0 <= train_id < num_classes or train_id == data.ignore_index):
             raise ConfigError(f"data.label_map maps {raw} to {train_id}, which is neither a class id "
                               f"(0-{num_classes - 1}) nor data.ignore_index={data.ignore_index}")
-    if data.dataset not in ("cityscapes", "custom"):
-        raise ConfigError(f"data.dataset must be 'cityscapes' or 'custom', got {data.dataset!r}")
+    from bisenet.data.catalog import NAMES
+
+    if data.dataset not in NAMES:
+        raise ConfigError(f"data.dataset must be one of {', '.join(NAMES)}, got {data.dataset!r}")
     if cfg.eval.protocol not in PROTOCOLS:
         raise ConfigError(f"eval.protocol must be one of {', '.join(PROTOCOLS)}, got {cfg.eval.protocol!r}")
     for mode in cfg.eval.final_modes:
@@ -290,6 +297,7 @@ def check_ranges(cfg: Config) -> None:
     need(not 0 <= data.ignore_index < model.num_classes, "data.ignore_index", data.ignore_index,
          f"is a class id (0-{model.num_classes - 1}), so that class would never be learned nor scored; use a "
          "value outside the classes, e.g. 255")
+    need(ev.short_side >= 0, "eval.short_side", ev.short_side, "is a size in pixels, or 0 for none")
     for key, size in (("data.crop_size", data.crop_size), ("eval.crop_size", ev.crop_size)):
         need(min(size) >= 1, key, list(size), "height and width must be at least 1 pixel")
     need(0 < data.scale_range[0] <= data.scale_range[1], "data.scale_range", list(data.scale_range),

@@ -33,6 +33,7 @@ class Segmenter:
         self.model = model if model is not None else load_model(cfg, weights, self.device, **runtime)
         self.num_classes = cfg.model.num_classes
         self.protocol = cfg.eval.protocol  # the same single-scale prediction as evaluation's
+        self.short_side = cfg.eval.short_side
         self.transform = build_eval_transform(cfg.data)
         self.palette = cfg.data.palette or generated_palette(cfg.model.num_classes)
 
@@ -40,14 +41,14 @@ class Segmenter:
         """Train-id map (HxW uint8) of an RGB uint8 image."""
         tensor, _ = self.transform(image, np.zeros(image.shape[:2], np.uint8))
         x = tensor[None].to(self.device)
-        if x.shape[-2] % 32 == 0 and x.shape[-1] % 32 == 0:
+        if x.shape[-2] % 32 == 0 and x.shape[-1] % 32 == 0 and not self.short_side:
             # One pass at the image's own size in either protocol: the largest logit is the
             # largest softmax probability, and the softmax over 19 x H x W scores was a fifth of
             # an int8 pass at 1024x2048.
             with torch.no_grad():
                 pred = self.model(x).max(dim=1).indices
         else:
-            pred = predict(self.model, x, self.num_classes, protocol=self.protocol)
+            pred = predict(self.model, x, self.num_classes, protocol=self.protocol, short_side=self.short_side)
         return pred[0].cpu().numpy().astype(np.uint8)
 
     def color_and_overlay(self, image, pred=None):

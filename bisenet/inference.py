@@ -44,15 +44,19 @@ def parse_mode(name):
 
 @torch.no_grad()
 def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip=False,
-                  crop_size=None, crop_stride=None, protocol="standard"):
+                  crop_size=None, crop_stride=None, protocol="standard", short_side=0):
     """Class scores summed over scales (and flips), at ``out_size`` (default: the input size).
 
     ``images`` is a normalised Nx3xHxW batch on the model's device; ``model`` must be in eval
     mode. ``crop_size`` (h, w) predicts in sliding windows, ``crop_stride`` (h, w) overrides
-    their step. The scores are softmax probabilities summed (``"coincheung"`` crops with flip:
-    sums of their exponentials); their argmax is the prediction.
+    their step. ``short_side`` first resizes the images so that their short side has that many
+    pixels (``resize_short_side``); scales, crops and flips then apply to the resized images.
+    The scores are softmax probabilities summed (``"coincheung"`` crops with flip: sums of their
+    exponentials); their argmax is the prediction.
     """
     out_size = tuple(out_size or images.shape[-2:])
+    if short_side:
+        images = resize_short_side(images, short_side)
     if protocol == "coincheung":
         if crop_size is None:
             return _coincheung_whole(model, images, num_classes, out_size, scales, flip)
@@ -60,6 +64,22 @@ def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip
     if protocol != "standard":
         raise UserError(f"unknown evaluation protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     return _standard(model, images, num_classes, out_size, scales, flip, crop_size, crop_stride)
+
+
+def short_side_size(height, width, short_side):
+    """(h, w) with the short side ``short_side`` and the aspect ratio kept, computed as the
+    reference's SizePreprocessor does (``int(short / h * w)``: truncated, in that order of
+    operations, so that sizes match it to the pixel)."""
+    if height < width:
+        return short_side, int(short_side / height * width)
+    return int(short_side / width * height), short_side
+
+
+def resize_short_side(images, short_side):
+    """Bilinear (half-pixel, ``align_corners=False``) resize of an NxCxHxW batch to
+    ``short_side_size``; every image of the batch has the same size."""
+    size = short_side_size(*images.shape[-2:], short_side)
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
 
 
 def load_model(cfg, weights, device="cpu", fast=False, precision="auto", calib_images=32):

@@ -31,7 +31,7 @@ class PublishedWeights:
     filename: str  # in the release folder and in the hub cache
     description: str
     config: Optional[str] = None  # in configs/; None for a backbone
-    # mIoU (%) on Cityscapes val as published, by evaluation mode.
+    # mIoU (%) on the dataset's validation split as published, by evaluation mode.
     published_miou: Dict[str, float] = field(default_factory=dict)
 
 
@@ -42,6 +42,18 @@ PUBLISHED = {w.name: w for w in (
     PublishedWeights("coincheung/bisenetv2_city", "model_final_v2_city.pth",
                      "BiSeNetV2, Cityscapes, 19 classes", "bisenetv2_city.py",
                      {"ss": 74.95, "ssc": 75.58, "msf": 76.53, "mscf": 77.08}),
+    PublishedWeights("coincheung/bisenetv1_coco", "model_final_v1_coco_new.pth",
+                     "BiSeNetV1 (ResNet-18), COCO-Stuff-164k, 171 classes", "bisenetv1_coco.py",
+                     {"ss": 31.49, "ssc": 31.42, "msf": 32.46, "mscf": 32.55}),
+    PublishedWeights("coincheung/bisenetv2_coco", "model_final_v2_coco.pth",
+                     "BiSeNetV2, COCO-Stuff-164k, 171 classes", "bisenetv2_coco.py",
+                     {"ss": 30.49, "ssc": 30.55, "msf": 31.81, "mscf": 31.73}),
+    PublishedWeights("coincheung/bisenetv1_ade20k", "model_final_v1_ade20k.pth",
+                     "BiSeNetV1 (ResNet-18), ADE20K, 150 classes", "bisenetv1_ade20k.py",
+                     {"ss": 36.15, "ssc": 36.04, "msf": 37.27, "mscf": 36.58}),
+    PublishedWeights("coincheung/bisenetv2_ade20k", "model_final_v2_ade20k.pth",
+                     "BiSeNetV2, ADE20K, 150 classes", "bisenetv2_ade20k.py",
+                     {"ss": 32.53, "ssc": 32.43, "msf": 33.23, "mscf": 31.72}),
     PublishedWeights("coincheung/backbone_v2", "backbone_v2.pth",
                      "BiSeNetV2's ImageNet-pretrained detail and semantic branches (model.backbone_weights)"),
 )}

@@ -194,3 +194,49 @@ def test_coincheung_ss_rounds_sizes_up_to_a_multiple_of_32():
 def test_unknown_protocol_is_refused():
     with pytest.raises(UserError, match="coincheung"):
         predict_probs(SmallSegmenter().eval(), torch.zeros(1, 3, 8, 8), 5, protocol="mmseg")
+
+
+def reference_short_side_size(h, w, shortside):
+    ss = shortside
+    if h < w:
+        h, w = ss, int(ss / h * w)
+    else:
+        h, w = int(ss / w * h), ss
+    return h, w
+
+
+def reference_size_preprocessor(imgs, shortside):
+    """CoinCheung/BiSeNet's SizePreprocessor with only ``shortside`` set (eval_start_shortside,
+    its ADE20K configs), written out literally."""
+    h, w = reference_short_side_size(*imgs.size()[2:], shortside)
+    return F.interpolate(imgs, size=(h, w), mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("size", [(75, 131), (131, 75), (50, 50), (97, 96)])
+@pytest.mark.parametrize("mode", ["ss", "ssc", "msf", "mscf"])
+def test_short_side_evaluation_equals_the_reference(size, mode):
+    # The reference resizes the normalised batch to the short side first, then runs its
+    # evaluator on the result and scores at the label's (the original) size.
+    model = SmallSegmenter().eval()
+    images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(2))
+    scales = SCALES if mode.startswith("ms") else (1.0,)
+    flip, crop = mode.endswith("f"), (64, 64) if "c" in mode else None
+    with torch.no_grad():
+        resized = reference_size_preprocessor(images, 72)
+        if crop:
+            expected = reference_crops(model, resized, 5, size, scales, flip, crop)
+        else:
+            expected = reference_whole(model, resized, 5, size, scales, flip)
+    got = predict_probs(model, images, 5, scales=scales, flip=flip, crop_size=crop, protocol="coincheung",
+                        short_side=72)
+    assert got.shape == (1, 5, *size)
+    assert torch.equal(got, expected)
+
+
+def test_short_side_sizes_are_the_references_to_the_pixel():
+    from bisenet.inference import short_side_size
+
+    for height in range(1, 2000, 7):
+        for width in range(1, 2000, 11):
+            for short in (512, 640):
+                assert short_side_size(height, width, short) == reference_short_side_size(height, width, short)

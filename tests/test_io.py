@@ -93,7 +93,10 @@ def test_label_formats(tmp_path):
     cv2.imwrite(str(tmp_path / "instances.png"), np.array([[26001]], np.uint16))
     with pytest.raises(DatasetError, match="instances.png is 16-bit with values up to 26001"):
         read_label_raw(str(tmp_path / "instances.png"))
-    cv2.imwrite(str(tmp_path / "colour.png"), np.dstack([values] * 3))
+    cv2.imwrite(str(tmp_path / "grey.png"), np.dstack([values] * 3))
+    with pytest.raises(DatasetError, match="grey.png is a RGB image whose three channels are equal"):
+        read_label_raw(str(tmp_path / "grey.png"))
+    cv2.imwrite(str(tmp_path / "colour.png"), np.dstack([values, values, 255 - values]))
     with pytest.raises(DatasetError, match="colour.png is a RGB colour image"):
         read_label_raw(str(tmp_path / "colour.png"))
 

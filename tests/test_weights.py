@@ -180,3 +180,33 @@ def test_converter_finds_the_architecture_without_a_config(listing_file, name, t
                      "configs/bisenetv2_city.py" if name == "bisenetv1" else "configs/bisenetv1_city.py",
                      str(tmp_path / "ref.pth"), str(tmp_path / "x.pth"))
     assert wrong.returncode == 1 and "pass the config of that model" in wrong.stderr
+
+
+@pytest.mark.parametrize("name, listing_file, num_classes", [
+    ("coincheung/bisenetv1_coco", "coincheung_bisenetv1_state_dict.json", 171),
+    ("coincheung/bisenetv2_ade20k", "coincheung_bisenetv2_state_dict.json", 150)])
+def test_other_datasets_weights_load_by_name_with_their_config(name, listing_file, num_classes, tmp_path, cache,
+                                                               monkeypatch):
+    from bisenet.config import load_config
+    from bisenet.models import build_model
+    from bisenet.weights import config_path
+
+    # The reference's files for COCO-Stuff and ADE20K: its 19-class listing with the class
+    # dimension of every classifier changed.
+    state = {k: (v[:1].repeat(num_classes, *[1] * (v.dim() - 1)) + 0.01 * torch.arange(num_classes).view(
+        -1, *[1] * (v.dim() - 1)) if v.dim() and v.shape[0] == 19 else v)
+        for k, v in reference_state_dict(listing_file, 4).items()}
+    torch.save(state, tmp_path / PUBLISHED[name].filename)
+    server = Server(tmp_path)
+    monkeypatch.setenv("BISENET_WEIGHTS_MIRROR", server.url)
+    try:
+        path = fetch(name, progress=False)
+    finally:
+        server.close()
+    cfg = load_config(config_path(PUBLISHED[name]))
+    assert cfg.model.num_classes == num_classes and len(cfg.data.class_names) == num_classes
+    model = load_weights(build_model(cfg), path)
+    assert all(torch.equal(model.state_dict()[k], v.to(model.state_dict()[k].dtype)) for k, v in state.items())
+    listing = run_tool("download_weights.py")
+    assert name in listing.stdout
+    assert {"coincheung/bisenetv1_coco": "32.55", "coincheung/bisenetv2_ade20k": "31.72"}[name] in listing.stdout

@@ -37,7 +37,8 @@ def main(argv=None):
         scales = tuple(args.scales) if args.scales else (tuple(cfg.eval.scales) if args.msc else (1.0,))
         crop = args.crop_size or (cfg.eval.crop_size if args.crop or args.crop_stride else None)
         modes = [{"scales": scales, "flip": args.flip, "crop_size": tuple(crop) if crop else None,
-                  "crop_stride": tuple(args.crop_stride) if args.crop_stride else None, "protocol": cfg.eval.protocol}]
+                  "crop_stride": tuple(args.crop_stride) if args.crop_stride else None, "protocol": cfg.eval.protocol,
+                  "short_side": cfg.eval.short_side}]
     weights = resolve_weights(cfg, args.weights)
     device = distributed.init_from_environment(device_of(args))
     try:

@@ -5,6 +5,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from bisenet.data.dataset import SegmentationDataset
+from bisenet.data.io import DatasetError
 from bisenet.data.samplers import InfiniteSampler, ShardSampler
 from bisenet.data.transforms import build_eval_transform, build_train_transform
 
@@ -23,6 +24,11 @@ def build_dataset(data_cfg, train, num_classes=None):
 
 def collate(samples):
     """Stacks images and labels; paths and skipped-sample errors stay lists."""
+    sizes = {tuple(s["image"].shape[-2:]) for s in samples}
+    if len(sizes) > 1:
+        listed = ", ".join(f"{s['path']} ({s['image'].shape[-1]}x{s['image'].shape[-2]})" for s in samples)
+        raise DatasetError(f"the images of one batch differ in size: {listed}. Datasets whose images vary in size "
+                           "(COCO-Stuff, ADE20K) are evaluated one image at a time: set eval.batch_size=1")
     batch = {"image": torch.stack([s["image"] for s in samples]),
              "label": torch.stack([s["label"] for s in samples]),
              "path": [s["path"] for s in samples]}

@@ -7,8 +7,9 @@ import numpy as np
 from tabulate import tabulate
 from tqdm import tqdm
 
+from bisenet.data.catalog import diagnose
 from bisenet.data.dataset import read_list_file, scan_pairs
-from bisenet.data.io import DatasetError, LabelDecoder, describe, read_image, read_label_raw
+from bisenet.data.io import ColourLabelError, DatasetError, LabelDecoder, describe, read_image, read_label_raw
 
 
 def _inspect(job):
@@ -28,6 +29,9 @@ def _inspect(job):
     try:
         raw = read_label_raw(label_path)
         result["raw_counts"] = np.bincount(raw.ravel(), minlength=256)
+    except ColourLabelError as exc:
+        result["faults"].append(("colour label", describe(exc)))
+        result["colour_label"] = label_path
     except DatasetError as exc:
         result["faults"].append(("unreadable label", describe(exc)))
     if image is not None and raw is not None and image.shape[:2] != raw.shape:
@@ -46,7 +50,8 @@ def check_dataset(data_cfg, num_classes, splits, workers=None, progress=True):
     decoder = LabelDecoder(num_classes, data_cfg.ignore_index, data_cfg.label_map)
     report = {"splits": {}, "faults": [], "class_pixels": np.zeros(num_classes, dtype=np.int64),
               "ignore_pixels": 0, "values_seen": Counter(), "channel_sum": np.zeros(3), "channel_sumsq": np.zeros(3),
-              "pixels": 0, "class_names": data_cfg.class_names, "fix": decoder.fix()}
+              "pixels": 0, "class_names": data_cfg.class_names, "fix": decoder.fix(), "raw_values": set(),
+              "colour_labels": []}
     for split in splits:
         list_file = {data_cfg.train_split: data_cfg.train_list, data_cfg.val_split: data_cfg.val_list}.get(split, "")
         try:
@@ -73,8 +78,11 @@ def check_dataset(data_cfg, num_classes, splits, workers=None, progress=True):
                     report["channel_sum"] += result["channel_sum"]
                     report["channel_sumsq"] += result["channel_sumsq"]
                     report["pixels"] += result["pixels"]
+                if "colour_label" in result:
+                    report["colour_labels"].append(result["colour_label"])
                 if "raw_counts" in result:
                     counts = result["raw_counts"]
+                    report["raw_values"].update(np.flatnonzero(counts).tolist())
                     for raw in np.flatnonzero(counts):
                         mapped = int(decoder.table[raw])
                         report["values_seen"][mapped if mapped != decoder.INVALID else f"raw {raw} (invalid)"] += \
@@ -86,6 +94,7 @@ def check_dataset(data_cfg, num_classes, splits, workers=None, progress=True):
         elif value == data_cfg.ignore_index:
             report["ignore_pixels"] += count
     report["faults"].sort()
+    report["hints"] = diagnose(data_cfg, report.pop("raw_values"), sorted(report.pop("colour_labels")))
     return report
 
 
@@ -119,6 +128,8 @@ def format_report(report, limit=50):
         if kinds.get("label value out of range"):
             block.append(f"fix for out-of-range values: {report['fix']}")
         lines.append("\n".join(block))
+    if report.get("hints"):
+        lines.append("\n".join(["what the labels suggest:"] + [f"  - {hint}" for hint in report["hints"]]))
     else:
         lines.append("no problems found")
     return "\n\n".join(lines)

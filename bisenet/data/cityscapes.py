@@ -92,3 +92,17 @@ def generated_palette(num_classes):
     """Distinct colours for datasets that bring no palette (deterministic)."""
     rng = np.random.default_rng(1)
     return [tuple(int(c) for c in rgb) for rgb in rng.integers(40, 256, size=(num_classes, 3))]
+
+
+def diagnose(raw_values, rgb_labels):
+    """Hints for the typical mistakes, from the raw label values seen over the dataset and the
+    paths of colour (3-channel) labels."""
+    hints = []
+    if 255 in raw_values and max(raw_values - {255}, default=0) <= 18:
+        hints.append("labels hold 255 and ids up to 18: these are trainIds (*_gtFine_labelTrainIds.png), not "
+                     "labelIds. Read the official *_gtFine_labelIds.png (data.label_suffix), or keep these with "
+                     "data.label_map={}")
+    if rgb_labels:
+        hints.append(f"{len(rgb_labels)} label(s) are colour images, e.g. {rgb_labels[0]}: *_gtFine_color.png "
+                     "files are for viewing; the labels are *_gtFine_labelIds.png")
+    return hints

@@ -10,15 +10,9 @@ import os
 import numpy as np
 from torch.utils.data import Dataset
 
-from bisenet.data.cityscapes import DATASET_HINT, generated_palette
+from bisenet.data.catalog import dataset_hint
+from bisenet.data.cityscapes import generated_palette
 from bisenet.data.io import DatasetError, LabelDecoder, read_image
-
-
-def _root_hint(data_cfg):
-    if data_cfg.dataset == "cityscapes":
-        return DATASET_HINT.format(root=data_cfg.root)
-    return ("Set data.root, data.image_dir and data.label_dir to where your images and labels are "
-            "(see configs/custom_dataset.py).")
 
 
 def scan_pairs(data_cfg, split, allow_missing=False):
@@ -28,9 +22,9 @@ def scan_pairs(data_cfg, split, allow_missing=False):
     image_dir = os.path.join(root, data_cfg.image_dir.format(split=split))
     label_dir = os.path.join(root, data_cfg.label_dir.format(split=split))
     if not os.path.isdir(root):
-        raise DatasetError(f"dataset root {root} does not exist. {_root_hint(data_cfg)}")
+        raise DatasetError(f"dataset root {root} does not exist. {dataset_hint(data_cfg)}")
     if not os.path.isdir(image_dir):
-        raise DatasetError(f"no folder {image_dir} for split {split!r}. {_root_hint(data_cfg)}")
+        raise DatasetError(f"no folder {image_dir} for split {split!r}. {dataset_hint(data_cfg)}")
     images = sorted(glob.glob(os.path.join(image_dir, "**", f"*{data_cfg.image_suffix}"), recursive=True))
     if not images:
         raise DatasetError(f"split {split!r} is empty: no *{data_cfg.image_suffix} files under {image_dir}")

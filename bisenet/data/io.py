@@ -18,6 +18,10 @@ class DatasetError(UserError):
     """A dataset file or folder that cannot be used; the message names it and the fix."""
 
 
+class ColourLabelError(DatasetError):
+    """A label stored as a colour image instead of single-channel ids."""
+
+
 def describe(exc):
     """The message of a DatasetError, also when a DataLoader worker re-raised it with its
     traceback glued in front."""
@@ -91,7 +95,13 @@ def read_label_raw(path):
         # cv2 expands palette images to colour; their indices are the labels.
         with Image.open(path) as image:
             if image.mode != "P":
-                raise DatasetError(
+                if label.shape[2] >= 3 and (label[..., 0] == label[..., 1]).all() and \
+                        (label[..., 1] == label[..., 2]).all():
+                    raise ColourLabelError(
+                        f"label {path} is a {image.mode} image whose three channels are equal: a label of ids saved "
+                        "as colour. Save one channel (e.g. cv2.imwrite(path, cv2.imread(path)[:, :, 0])); labels "
+                        "must be single-channel images of class ids")
+                raise ColourLabelError(
                     f"label {path} is a {image.mode} colour image; labels must be single-channel images of class "
                     "ids (or palette PNGs). Convert colours to ids first, e.g. with a palette lookup")
             label = np.asarray(image)

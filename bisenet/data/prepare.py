@@ -1,17 +1,21 @@
-"""Optional Cityscapes preparation: ``*_labelTrainIds.png`` files and list files.
+"""Optional preparation steps.
 
-bisenet reads labelIds directly, so none of this is needed for training; it is for users who
-want pre-converted labels or the reference implementation's list files.
+Cityscapes: ``*_labelTrainIds.png`` files and list files (bisenet reads labelIds directly, so
+none of this is needed for training; it is for users who want pre-converted labels or the
+reference implementation's list files). CamVid: the original 960x720 release's colour-coded
+labels re-encoded as 11-class ids in SegNet's layout, which the CamVid configs read.
 """
 import os
+import shutil
 from multiprocessing import Pool
 
 import cv2
 from tqdm import tqdm
 
+from bisenet.data import camvid
 from bisenet.data.cityscapes import LABEL_MAP
 from bisenet.data.dataset import scan_pairs
-from bisenet.data.io import LabelDecoder
+from bisenet.data.io import DatasetError, LabelDecoder, read_image
 
 
 def _write_train_ids(job):
@@ -41,3 +45,64 @@ def prepare_cityscapes(data_cfg, splits, workers=None, progress=True):
                     f.write(f"{os.path.relpath(image, data_cfg.root)},{os.path.relpath(label, data_cfg.root)}\n")
             written.append(path)
     return written
+
+
+def camvid_splits(segnet_root, splits=("train", "val", "test")):
+    """``{split: [file names]}`` from a folder in SegNet's CamVid layout (``<root>/<split>/*.png``):
+    the standard 367 / 101 / 233 split, by name."""
+    result = {}
+    for split in splits:
+        folder = os.path.join(segnet_root, split)
+        if not os.path.isdir(folder):
+            raise DatasetError(f"no folder {folder}: --split-from must be SegNet's CamVid folder (train/, val/, test/)")
+        result[split] = sorted(name for name in os.listdir(folder) if name.endswith(".png"))
+    return result
+
+
+def _convert_camvid(job):
+    image_path, label_path, image_out, label_out = job
+    rgb = read_label_colours(label_path)
+    ids, unknown = camvid.encode_colour_label(rgb)
+    if unknown:
+        raise DatasetError(f"{label_path} holds colours that are not CamVid's: {unknown[:5]}; is it a *_L.png of "
+                           "LabelApproved_full?")
+    if read_image(image_path).shape[:2] != ids.shape:
+        raise DatasetError(f"{image_path} and {label_path} differ in size")
+    shutil.copyfile(image_path, image_out)
+    if not cv2.imwrite(label_out, ids):
+        raise OSError(f"could not write {label_out}")
+    return label_out
+
+
+def read_label_colours(path):
+    """An RGB colour-coded label as HxWx3 uint8."""
+    array = cv2.imread(path, cv2.IMREAD_COLOR)
+    if array is None:
+        raise DatasetError(f"cannot read {path} as a colour image")
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+def prepare_camvid(images_dir, labels_dir, out_root, splits, workers=None, progress=True):
+    """CamVid's original release (``701_StillsRaw_full/<name>.png`` and the colour-coded
+    ``LabelApproved_full/<stem>_L.png``) -> SegNet's layout at full resolution under
+    ``out_root``: ``<split>/<name>.png`` (the image, copied) and ``<split>annot/<name>.png``
+    (11-class ids, void = 11). ``splits``: ``{split: [file names]}``. Returns the number of
+    pairs written per split."""
+    jobs, counts, missing = [], {}, []
+    for split, names in splits.items():
+        os.makedirs(os.path.join(out_root, split), exist_ok=True)
+        os.makedirs(os.path.join(out_root, split + "annot"), exist_ok=True)
+        counts[split] = len(names)
+        for name in names:
+            stem = os.path.splitext(name)[0]
+            image, label = os.path.join(images_dir, name), os.path.join(labels_dir, stem + "_L.png")
+            missing += [path for path in (image, label) if not os.path.isfile(path)]
+            jobs.append((image, label, os.path.join(out_root, split, name),
+                         os.path.join(out_root, split + "annot", stem + ".png")))
+    if missing:
+        raise DatasetError(f"{len(missing)} file(s) of the split are missing, e.g. {', '.join(missing[:3])}")
+    with Pool(workers or os.cpu_count()) as pool:
+        for _ in tqdm(pool.imap_unordered(_convert_camvid, jobs, chunksize=4), total=len(jobs), desc="camvid",
+                      disable=not progress):
+            pass
+    return counts

@@ -54,7 +54,7 @@ class PredictionWriter:
 
 @torch.no_grad()
 def evaluate(model, loader, num_classes, device, ignore_index=255, scales=(1.0,), flip=False,
-             crop_size=None, crop_stride=None, protocol="standard", save_pred_dir=None, progress=True):
+             crop_size=None, crop_stride=None, protocol="standard", short_side=0, save_pred_dir=None, progress=True):
     """Scores of ``model`` over ``loader`` (summed over processes when distributed).
 
     Predictions are made at each label's full resolution under ``protocol`` (see
@@ -74,7 +74,7 @@ def evaluate(model, loader, num_classes, device, ignore_index=255, scales=(1.0,)
         images = batch["image"].to(device, non_blocking=True)
         labels = batch["label"].to(device, non_blocking=True)
         pred = predict(model, images, num_classes, out_size=labels.shape[-2:], scales=scales, flip=flip,
-                       crop_size=crop_size, crop_stride=crop_stride, protocol=protocol)
+                       crop_size=crop_size, crop_stride=crop_stride, protocol=protocol, short_side=short_side)
         matrix.update(pred, labels)
         num_images += len(images)
         if writer:
@@ -102,7 +102,7 @@ def mode_settings(mode, eval_cfg):
     multi_scale, crop, flip = parse_mode(mode)
     return {"scales": tuple(eval_cfg.scales) if multi_scale else (1.0,), "flip": flip,
             "crop_size": tuple(eval_cfg.crop_size) if crop else None, "crop_stride": None,
-            "protocol": eval_cfg.protocol}
+            "protocol": eval_cfg.protocol, "short_side": eval_cfg.short_side}
 
 
 def format_scores(result, class_names):
@@ -180,7 +180,8 @@ def report(results, modes, class_names, runtime=None, json_path=None, **json_set
         crop = settings["crop_size"]
         print(f"{name}: scales {list(settings['scales'])}, flip {settings['flip']}, "
               f"crop {list(crop) if crop else None}, "
-              f"protocol {settings['protocol']}, {results[name]['num_images']} images, "
+              + (f"short side {settings['short_side']}, " if settings.get("short_side") else "")
+              + f"protocol {settings['protocol']}, {results[name]['num_images']} images, "
               f"{distributed.get_world_size()} process(es){runtime_text(runtime)}")
     if len(results) == 1:
         print(format_scores(next(iter(results.values())), class_names))
