@@ -1,7 +1,7 @@
 from setuptools import find_packages, setup
 
 DEPLOY = ["onnx", "onnxruntime"]  # ONNX export and the fast CPU path
-PLOT = ["matplotlib"]  # tools/plot_log.py
+PLOT = ["matplotlib"]  # tools/plot_log.py, browse_dataset.py, plot_results.py, the --plots options
 
 setup(
     name="bisenet",

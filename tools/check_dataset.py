@@ -3,12 +3,15 @@
 Scans every image and label of the splits (in parallel, with a progress bar) and reports image
 counts and sizes, missing or unreadable files, image/label size mismatches, label values outside
 the classes, class pixel frequencies and the RGB mean/std. Exits with 1 when anything would
-break training, listing the files.
+break training, listing the files. --plots DIR also draws the class frequencies and the image
+sizes (DIR/class_pixels.png, DIR/image_sizes.png; needs matplotlib).
 """
 import sys
 
 from bisenet.cli import config_parser, parse_args, positive_int, run, tool_config
 from bisenet.data.check import check_dataset, format_report
+from bisenet.plots import require_matplotlib
+from bisenet.plots.statistics import write_dataset_plots
 
 
 def main(argv=None):
@@ -17,15 +20,21 @@ def main(argv=None):
     parser.add_argument("--list", dest="list_file", help="a list file of image,label lines for the train split")
     parser.add_argument("--splits", nargs="+", help="splits to check (default: the config's train and val splits)")
     parser.add_argument("--workers", type=positive_int, default=None, help="processes (default: one per CPU core)")
+    parser.add_argument("--plots", metavar="DIR", help="also draw the class frequencies and image sizes as PNGs in DIR")
     args = parse_args(parser, argv)
     if args.root:
         args.overrides.append(f"data.root={args.root}")
     if args.list_file:
         args.overrides.append(f"data.train_list={args.list_file}")
     cfg = tool_config(args)
+    if args.plots:
+        require_matplotlib("check_dataset --plots")  # before the scan, not after it
     splits = args.splits or [cfg.data.train_split, cfg.data.val_split]
     report = check_dataset(cfg.data, cfg.model.num_classes, splits, args.workers)
     print(format_report(report))
+    if args.plots:  # also when there are faults: the pictures may show why
+        for path in write_dataset_plots(report, args.plots):
+            print(f"wrote {path}")
     sys.exit(1 if report["faults"] else 0)
 
 

@@ -1,13 +1,15 @@
 """Evaluate a BiSeNet model (mIoU, per-class table).
 
   python tools/evaluate.py --config configs/bisenetv1_city.py --weights W.pth [--msc] [--flip] [--crop]
-                            [--fast] [--precision int8 [--calib-images 32]]
+                            [--fast] [--precision int8 [--calib-images 32]] [--json FILE] [--plots DIR]
   python tools/evaluate.py --weights coincheung/bisenetv1_city --modes all     (published weights by name)
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
 from bisenet import distributed
 from bisenet.cli import device_of, inference_parser, parse_args, resolve_weights, run, runtime_of, tool_config
-from bisenet.engine.evaluator import evaluate_weights, mode_settings
+from bisenet.engine.evaluator import evaluate_weights, mode_settings, result_to_dict
+from bisenet.plots import require_matplotlib
+from bisenet.plots.evaluation import scores_from_evaluation, write_result_plots
 
 
 def main(argv=None):
@@ -26,10 +28,15 @@ def main(argv=None):
                         help="write predictions as labelIds PNGs (DIR/labelIds, official format) and colour PNGs "
                              "(DIR/color)")
     parser.add_argument("--json", metavar="FILE", help="also write the scores to this JSON file")
+    parser.add_argument("--plots", metavar="DIR",
+                        help="also draw each mode's confusion matrix and per-class IoU, and the first mode against "
+                             "the others, as PNGs in DIR (needs matplotlib)")
     parser.add_argument("--ema", action="store_true",
                         help="the EMA weights (model_ema) of a run trained with train.ema_decay, not its weights")
     args = parse_args(parser, argv)
     cfg = tool_config(args)
+    if args.plots:
+        require_matplotlib("evaluate --plots")  # now, not after the evaluation
     if args.modes:
         names = ["ss", "ssc", "msf", "mscf"] if args.modes == "all" else args.modes.split(",")
         modes = [mode_settings(name.strip(), cfg.eval) for name in names]
@@ -42,8 +49,14 @@ def main(argv=None):
     weights = resolve_weights(cfg, args.weights)
     device = distributed.init_from_environment(device_of(args))
     try:
-        evaluate_weights(cfg, weights, device, modes, save_pred_dir=args.save_pred, json_path=args.json,
-                         runtime=runtime_of(args), ema=args.ema)
+        results = evaluate_weights(cfg, weights, device, modes, save_pred_dir=args.save_pred, json_path=args.json,
+                                   runtime=runtime_of(args), ema=args.ema)
+        if args.plots and distributed.is_main_process():
+            # Through the JSON's form, so that these are the pictures plot_results.py draws from --json.
+            scores = [scores_from_evaluation(result_to_dict(result, cfg.data.class_names), name)
+                      for name, result in results.items()]
+            for path in write_result_plots(scores, args.plots):
+                print(f"wrote {path}")
     finally:
         distributed.cleanup()
 
