@@ -116,7 +116,9 @@ def test_each_layout_checks_trains_evaluates_and_colours(dataset, tmp_path):
 
 
 def run_check(config, root):
-    return run_tool("check_dataset.py", "--config", f"configs/{config}", f"data.root={root}", "--workers", "1")
+    result = run_tool("check_dataset.py", "--config", f"configs/{config}", f"data.root={root}", "--workers", "1")
+    assert ("no problems found" in result.stdout) == (result.returncode == 0), result.stdout
+    return result
 
 
 def test_cocostuff_labels_saved_as_rgb_are_named_with_the_fix(tmp_path):

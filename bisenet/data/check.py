@@ -128,8 +128,8 @@ def format_report(report, limit=50):
         if kinds.get("label value out of range"):
             block.append(f"fix for out-of-range values: {report['fix']}")
         lines.append("\n".join(block))
-    if report.get("hints"):
-        lines.append("\n".join(["what the labels suggest:"] + [f"  - {hint}" for hint in report["hints"]]))
     else:
         lines.append("no problems found")
+    if report.get("hints"):
+        lines.append("\n".join(["what the labels suggest:"] + [f"  - {hint}" for hint in report["hints"]]))
     return "\n\n".join(lines)
