@@ -195,3 +195,9 @@ def test_cityscapes_train_ids_where_label_ids_belong_are_recognised(synthetic_co
     result = run_tool("check_dataset.py", "--config", "configs/bisenetv1_city.py", f"data.root={synthetic_copy}",
                       "--workers", "1")
     assert result.returncode == 1 and "these are trainIds" in result.stdout
+
+
+@pytest.mark.parametrize("config", ["bisenetv1_coco.py", "bisenetv1_ade20k.py", "bisenetv1_camvid.py"])
+def test_a_missing_dataset_says_where_it_goes(config, tmp_path):
+    result = run_check(config, tmp_path / "nowhere")
+    assert result.returncode == 1 and "see datasets/README.md" in result.stdout
