@@ -192,6 +192,8 @@ class BrowseGrid:
 def draw_grid(samples, title, path, class_names, palette, hatch, per_grid, char):
     """Compose ``samples`` (``BrowsedSample``) into a grid of ``per_grid`` cells and write it;
     ``char``: the caption font's pixels per character."""
+    # A grid of fewer samples (the last one, or --num below the batch) shrinks to them.
+    per_grid = min(per_grid, len(samples))
     cols = math.ceil(math.sqrt(per_grid))
     panel_height = max(s.label.shape[0] for s in samples)
     panel_width = max(max(s.label.shape[1] for s in samples), 8 * SWATCH)
