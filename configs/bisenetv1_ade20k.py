@@ -12,7 +12,7 @@ cfg.train.max_iters = 40000
 cfg.train.batch_size = 64
 cfg.train.base_lr = 4e-2
 cfg.train.weight_decay = 1e-4
-cfg.train.sync_bn = True  # multi-GPU training needs CUDA; on the CPU add train.sync_bn=false
+cfg.train.sync_bn = True  # over the GPUs of a torchrun run; one process uses plain BatchNorm
 cfg.eval.batch_size = 1  # images differ in size
 cfg.eval.short_side = 512
 cfg.eval.crop_size = (512, 512)

@@ -10,6 +10,6 @@ cfg.data = data_config("cocostuff", scale_range=(0.5, 2.0), crop_size=(512, 512)
 cfg.train.max_iters = 90000
 cfg.train.base_lr = 1e-2
 cfg.train.weight_decay = 1e-4
-cfg.train.sync_bn = True  # multi-GPU training needs CUDA; on the CPU add train.sync_bn=false
+cfg.train.sync_bn = True  # over the GPUs of a torchrun run; one process uses plain BatchNorm
 cfg.eval.batch_size = 1  # images differ in size
 cfg.eval.crop_size = (512, 512)

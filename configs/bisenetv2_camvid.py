@@ -12,4 +12,4 @@ cfg = base_config("bisenetv1_camvid.py")
 cfg.model.name = "bisenetv2"
 cfg.train.base_lr = 5e-2
 cfg.train.weight_decay = 5e-4
-cfg.train.sync_bn = True  # multi-GPU training needs CUDA; on the CPU add train.sync_bn=false
+cfg.train.sync_bn = True  # over the GPUs of a torchrun run; one process uses plain BatchNorm

@@ -185,9 +185,13 @@ def test_trains_evaluates_and_exports_by_config(synthetic_root, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_sync_bn_on_the_cpu_is_explained(synthetic_root, tmp_path):
-    result = run_tool("train.py", "--config", "configs/bisenetv2_city.py", f"data.root={synthetic_root}",
-                      f"train.output_dir={tmp_path}", "train.max_iters=1", "train.warmup_iters=0", "train.batch_size=2",
-                      "data.num_workers=0",
-                      "--device", "cpu")
+def test_sync_bn_on_cpu_processes_is_explained_and_one_process_trains(synthetic_root, tmp_path, monkeypatch):
+    common = ["--config", "configs/bisenetv2_city.py", f"data.root={synthetic_root}", "train.max_iters=1",
+              "train.warmup_iters=0", "train.batch_size=4", "data.num_workers=0", "data.crop_size=[64,64]",
+              "--device", "cpu"]
+    single = run_tool("train.py", *common, f"train.output_dir={tmp_path / 'one'}", "model.backbone_weights=",
+                      "eval.final_modes=[]")
+    assert single.returncode == 0, single.stderr
+    monkeypatch.setattr("bisenet.distributed.get_world_size", lambda: 2)  # as under torchrun, before any group
+    result = run_tool("train.py", *common, f"train.output_dir={tmp_path / 'two'}")
     assert result.returncode == 1 and "train.sync_bn=false" in result.stderr and "Traceback" not in result.stderr

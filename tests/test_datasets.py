@@ -97,7 +97,7 @@ def test_each_layout_checks_trains_evaluates_and_colours(dataset, tmp_path):
     output = tmp_path / "run"
     train = run_tool("train.py", *common, f"train.output_dir={output}", "train.max_iters=2", "train.batch_size=2",
                      "train.warmup_iters=1", "data.crop_size=[32,32]", "model.backbone_weights=", "train.amp=false",
-                     "train.sync_bn=false", "eval.final_modes=['ss']")
+                     "eval.final_modes=['ss']")
     assert train.returncode == 0, train.stderr
     weights = output / "model_final.pth"
     result = run_tool("evaluate.py", *common, "--weights", weights, "--modes", "ss,mscf", "--json", tmp_path / "e.json")

@@ -195,7 +195,7 @@ def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=
         for line in load_for_finetune(model, finetune_from):
             if log:
                 log.info(line)
-    if cfg.train.sync_bn:
+    if cfg.train.sync_bn and world_size > 1:  # one process: BatchNorm's statistics are already the batch's
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
@@ -483,9 +483,9 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
         raise TrainingError(f"train.batch_size={cfg.train.batch_size} gives {cfg.train.batch_size // world_size} image "
                             f"per process on {world_size} processes; BatchNorm needs at least 2: choose "
                             f"train.batch_size >= {2 * world_size}")
-    if cfg.train.sync_bn and device.type != "cuda":
+    if cfg.train.sync_bn and device.type != "cuda" and world_size > 1:
         raise TrainingError("train.sync_bn=true needs CUDA GPUs (SyncBatchNorm runs over NCCL); "
-                            "set train.sync_bn=false on the CPU")
+                            "set train.sync_bn=false for several processes on the CPU")
     lock, note = _lock_output_dir(cfg.train.output_dir, device, distributed.is_main_process())
     log = None
     try:
