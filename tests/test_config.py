@@ -9,33 +9,56 @@ ROOT = Path(__file__).resolve().parent.parent
 CITY = ROOT / "configs" / "bisenetv1_city.py"
 
 
-# CoinCheung/BiSeNet's configs/bisenetv{1,2}_city.py in its own words, launched as its
-# dist_train.sh does (2 GPUs), and the constants of its tools/train_amp.py and cityscapes_cv2.py.
-REFERENCE_GPUS = 2
+# CoinCheung/BiSeNet's configs in its own words, with the GPUs its dist_train.sh launches each on,
+# and the constants of its tools/train_amp.py and datasets (lib/data/*.py).
 REFERENCE_CONFIGS = {
     "bisenetv1_city.py": dict(model_type="bisenetv1", n_cats=19, lr_start=1e-2, weight_decay=5e-4, warmup_iters=1000,
                               max_iter=80000, scales=[0.75, 2.0], cropsize=[1024, 1024], eval_crop=[1024, 1024],
                               eval_scales=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75], ims_per_gpu=8, eval_ims_per_gpu=2,
-                              use_fp16=True, use_sync_bn=False),
+                              use_fp16=True, use_sync_bn=False, gpus=2, dataset="CityScapes"),
     "bisenetv2_city.py": dict(model_type="bisenetv2", n_cats=19, lr_start=5e-3, weight_decay=5e-4, warmup_iters=1000,
                               max_iter=150000, scales=[0.25, 2.0], cropsize=[512, 1024], eval_crop=[1024, 1024],
                               eval_scales=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75], ims_per_gpu=8, eval_ims_per_gpu=2,
-                              use_fp16=True, use_sync_bn=True),
+                              use_fp16=True, use_sync_bn=True, gpus=2, dataset="CityScapes"),
+    "bisenetv1_coco.py": dict(model_type="bisenetv1", n_cats=171, lr_start=1e-2, weight_decay=1e-4, warmup_iters=1000,
+                              max_iter=90000, scales=[0.5, 2.0], cropsize=[512, 512], eval_crop=[512, 512],
+                              eval_scales=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75], ims_per_gpu=4, eval_ims_per_gpu=1,
+                              use_fp16=True, use_sync_bn=True, gpus=4, dataset="CocoStuff"),
+    "bisenetv2_coco.py": dict(model_type="bisenetv2", n_cats=171, lr_start=5e-3, weight_decay=1e-4, warmup_iters=1000,
+                              max_iter=180000, scales=[0.75, 2.0], cropsize=[640, 640], eval_crop=[640, 640],
+                              eval_scales=[0.5, 0.75, 1, 1.25, 1.5, 1.75], ims_per_gpu=2, eval_ims_per_gpu=1,
+                              use_fp16=True, use_sync_bn=True, gpus=8, dataset="CocoStuff"),
+    "bisenetv1_ade20k.py": dict(model_type="bisenetv1", n_cats=150, lr_start=4e-2, weight_decay=1e-4,
+                                warmup_iters=1000, max_iter=40000, scales=[0.5, 2.0], cropsize=[512, 512],
+                                eval_crop=[512, 512], eval_scales=[0.5, 0.75, 1.0, 1.25, 1.5, 1.75],
+                                eval_start_shortside=512, ims_per_gpu=8, eval_ims_per_gpu=1, use_fp16=True,
+                                use_sync_bn=True, gpus=8, dataset="ADE20k"),
+    "bisenetv2_ade20k.py": dict(model_type="bisenetv2", n_cats=150, lr_start=5e-3, weight_decay=1e-4,
+                                warmup_iters=1000, max_iter=160000, scales=[0.5, 2.0], cropsize=[640, 640],
+                                eval_crop=[640, 640], eval_start_shortside=640,
+                                eval_scales=[0.5, 0.75, 1, 1.25, 1.5, 1.75], ims_per_gpu=2, eval_ims_per_gpu=1,
+                                use_fp16=True, use_sync_bn=True, gpus=8, dataset="ADE20k"),
 }
 REFERENCE_CONSTANTS = dict(momentum=0.9, warmup_ratio=0.1, power=0.9, ohem_thresh=0.7, lr_multiplier=10.0,
-                           aux_weight=1.0, lb_ignore=255, mean=(0.3257, 0.3690, 0.3223), std=(0.2112, 0.2148, 0.2115))
+                           aux_weight=1.0, lb_ignore=255)
+REFERENCE_NORMALISATION = {  # (mean, std), RGB
+    "CityScapes": ((0.3257, 0.3690, 0.3223), (0.2112, 0.2148, 0.2115)),
+    "CocoStuff": ((0.46962251, 0.4464104, 0.40718787), (0.27469736, 0.27012361, 0.28515933)),
+    "ADE20k": ((0.49343230, 0.46819794, 0.43106043), (0.25680755, 0.25506608, 0.27422913)),
+}
 
 
 @pytest.mark.parametrize("name, ref", REFERENCE_CONFIGS.items())
-def test_city_configs_are_the_references_recipes(name, ref):
+def test_configs_are_the_references_recipes(name, ref):
     cfg = load_config(ROOT / "configs" / name)
     const = REFERENCE_CONSTANTS
     assert (cfg.model.name, cfg.model.num_classes, cfg.model.backbone_weights) == (ref["model_type"], ref["n_cats"],
                                                                                     "imagenet")
     assert (cfg.train.base_lr, cfg.train.weight_decay, cfg.train.warmup_iters, cfg.train.max_iters) == (
         ref["lr_start"], ref["weight_decay"], ref["warmup_iters"], ref["max_iter"])
-    assert cfg.train.batch_size == ref["ims_per_gpu"] * REFERENCE_GPUS
+    assert cfg.train.batch_size == ref["ims_per_gpu"] * ref["gpus"]
     assert cfg.eval.batch_size == ref["eval_ims_per_gpu"]
+    assert cfg.eval.short_side == ref.get("eval_start_shortside", 0)
     assert (cfg.train.amp, cfg.train.amp_dtype, cfg.train.sync_bn) == (ref["use_fp16"], "auto", ref["use_sync_bn"])
     assert list(cfg.data.scale_range) == ref["scales"] and list(cfg.data.crop_size) == ref["cropsize"]
     assert list(cfg.eval.crop_size) == ref["eval_crop"] and list(cfg.eval.scales) == ref["eval_scales"]
@@ -43,7 +66,9 @@ def test_city_configs_are_the_references_recipes(name, ref):
             cfg.train.head_lr_multiplier, cfg.train.aux_weight) == (const["momentum"], const["warmup_ratio"],
                                                                     const["power"], "ohem", const["ohem_thresh"],
                                                                     const["lr_multiplier"], const["aux_weight"])
-    assert (cfg.data.ignore_index, cfg.data.mean, cfg.data.std) == (const["lb_ignore"], const["mean"], const["std"])
+    assert (cfg.data.ignore_index, (cfg.data.mean, cfg.data.std)) == (const["lb_ignore"],
+                                                                     REFERENCE_NORMALISATION[ref["dataset"]])
+    assert (cfg.data.color_jitter, cfg.data.flip_prob) == (0.4, 0.5)
     assert (cfg.eval.protocol, cfg.eval.final_modes) == ("coincheung", ("ss", "ssc", "msf", "mscf"))
 
 

@@ -56,8 +56,9 @@ PALETTE = (
 )
 # 0 ("other") is ignored; 1-150 become 0-149.
 LABEL_MAP = {0: 255, **{raw: raw - 1 for raw in range(1, len(CLASS_NAMES) + 1)}}
-MEAN = (0.49343, 0.46820, 0.43106)  # RGB on [0, 1], the reference's
-STD = (0.25681, 0.25507, 0.27423)
+# RGB on [0, 1], the reference's to the digit: its weights expect exactly these.
+MEAN = (0.49343230, 0.46819794, 0.43106043)
+STD = (0.25680755, 0.25506608, 0.27422913)
 
 LAYOUT = dict(root="datasets/ade20k", image_dir="images/{split}",
               label_dir="annotations/{split}", image_suffix=".jpg", label_suffix=".png", train_split="training",

@@ -45,8 +45,9 @@ CLASS_NAMES = tuple(RAW_NAMES[raw] for raw in KEPT)
 # listed, so a file holding one is reported instead of trained on as a neighbouring class.
 LABEL_MAP = {**{raw: train_id for train_id, raw in enumerate(KEPT)}, 255: 255}
 PALETTE = tuple(bit_colormap(len(RAW_NAMES) + 1)[raw + 1] for raw in KEPT)
-MEAN = (0.46962, 0.44641, 0.40719)  # RGB on [0, 1], the reference's
-STD = (0.27470, 0.27012, 0.28516)
+# RGB on [0, 1], the reference's to the digit: its weights expect exactly these.
+MEAN = (0.46962251, 0.4464104, 0.40718787)
+STD = (0.27469736, 0.27012361, 0.28515933)
 
 LAYOUT = dict(root="datasets/coco", image_dir="images/{split}", label_dir="labels/{split}", image_suffix=".jpg",
               label_suffix=".png", train_split="train2017", val_split="val2017")
