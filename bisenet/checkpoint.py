@@ -170,6 +170,12 @@ def load_weights(model, path):
         if len(missing) == len(model.state_dict()):
             hint = ("\nNo name matches: if this is another implementation's checkpoint, convert it with "
                     "tools/convert_checkpoint.py")
+        classes = {(theirs[0], ours[0]) for _, theirs, ours in mismatched if theirs[1:] == ours[1:]}
+        if len(classes) == 1 and not missing and not unexpected:
+            theirs, ours = classes.pop()
+            hint = (f"\nThe checkpoint predicts {theirs} classes and the config's model {ours}: pass the config it "
+                    "was trained with (a training run saves it as config.py beside its checkpoints), or "
+                    "--finetune-from it to train on these classes")
         name = "the state dict" if isinstance(path, dict) else path
         raise CheckpointError(f"{name} does not fit {type(model).__name__}:\n{report}{hint}")
     model.load_state_dict(state, strict=True)

@@ -201,3 +201,14 @@ def test_cityscapes_train_ids_where_label_ids_belong_are_recognised(synthetic_co
 def test_a_missing_dataset_says_where_it_goes(config, tmp_path):
     result = run_check(config, tmp_path / "nowhere")
     assert result.returncode == 1 and "see datasets/README.md" in result.stdout
+
+
+def test_weights_of_another_class_count_say_which_config_to_pass():
+    from bisenet.checkpoint import CheckpointError, load_weights
+    from bisenet.models import build_model
+
+    def model(config):
+        return build_model(load_config(os.path.join(REPO, "configs", config), ["model.backbone_weights="]))
+
+    with pytest.raises(CheckpointError, match="predicts 171 classes and the config's model 11: pass the config"):
+        load_weights(model("bisenetv1_camvid.py"), model("bisenetv1_coco.py").state_dict())
