@@ -182,11 +182,26 @@ def plot_confusion_matrix(scores, path):
         return save(fig, path)
 
 
+def _best_first(iou):
+    """Class indices by IoU, best first; classes without a score last."""
+    return sorted(range(len(iou)), key=lambda k: (not math.isfinite(iou[k]), -np.nan_to_num(iou[k], nan=0.0)))
+
+
+def _class_rows(axis, class_names, order, font, xmax):
+    """One row per class of ``order`` (the first at the top), an IoU axis up to ``xmax`` with its
+    grid behind the bars."""
+    axis.set_yticks(np.arange(len(order)), [short_name(class_names[k], NAME_LIMIT) for k in order], fontsize=font)
+    axis.set_ylim(len(order) - 0.5, -0.5)
+    axis.set_xlim(0, xmax)
+    axis.set_xlabel("IoU (%)")
+    axis.grid(axis="x", alpha=0.3)
+    axis.set_axisbelow(True)  # grid lines behind the bars
+
+
 def plot_iou(scores, path):
     """Per-class IoU as horizontal bars, best first, the mIoU as a dashed line; classes without a
     score (absent from ground truth and prediction) listed at the bottom as n/a."""
-    order = sorted(range(len(scores.iou)), key=lambda k: (not math.isfinite(scores.iou[k]), -np.nan_to_num(
-        scores.iou[k], nan=0.0)))
+    order = _best_first(scores.iou)
     n = len(order)
     row = min(0.26, max(0.15, 20 / n))  # inches per class
     font = min(9.0, max(6.0, row * 72 * 0.6))
@@ -203,12 +218,7 @@ def plot_iou(scores, path):
             axis.axvline(100 * scores.miou, color="#c0392b", linestyle="--", linewidth=1.2,
                          label=f"mIoU {100 * scores.miou:.1f}")
             axis.legend(loc="lower right", fontsize=9)
-        axis.set_yticks(positions, [short_name(scores.class_names[k], NAME_LIMIT) for k in order], fontsize=font)
-        axis.set_ylim(n - 0.5, -0.5)
-        axis.set_xlim(0, 108)
-        axis.set_xlabel("IoU (%)")
-        axis.grid(axis="x", alpha=0.3)
-        axis.set_axisbelow(True)  # grid lines behind the bars
+        _class_rows(axis, scores.class_names, order, font, 108)
         if n > 40:  # a tall chart: the scale at the top too
             axis.tick_params(top=True, labeltop=True)
         axis.set_title(f"{scores.name}: per-class IoU (mIoU {_pct(scores.miou)}%, dashed)", fontsize=11,
@@ -239,8 +249,7 @@ def plot_comparison(first, second, path):
     first), each mIoU in the legend and as a dashed line, and beside them the difference
     ``second - first`` per class."""
     other = _matched(first, second)
-    order = sorted(range(len(first.iou)), key=lambda k: (not math.isfinite(first.iou[k]), -np.nan_to_num(
-        first.iou[k], nan=0.0)))
+    order = _best_first(first.iou)
     n = len(order)
     row = min(0.32, max(0.16, 24 / n))
     font = min(9.0, max(6.0, row * 72 * 0.5))
@@ -256,12 +265,7 @@ def plot_comparison(first, second, path):
                       label=f"{result.name} (mIoU {_pct(result.miou)})")
             if math.isfinite(result.miou):
                 bars.axvline(100 * result.miou, color=color, linestyle="--", linewidth=1.2)
-        bars.set_yticks(positions, [short_name(first.class_names[k], NAME_LIMIT) for k in order], fontsize=font)
-        bars.set_ylim(n - 0.5, -0.5)
-        bars.set_xlim(0, 100)
-        bars.set_xlabel("IoU (%)")
-        bars.grid(axis="x", alpha=0.3)
-        bars.set_axisbelow(True)  # grid lines behind the bars
+        _class_rows(bars, first.class_names, order, font, 100)
         bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.6 / (n * row)), ncol=2, fontsize=9, frameon=False)
         bars.set_title("per-class IoU", fontsize=11)
         delta = b - a
