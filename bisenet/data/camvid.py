@@ -12,6 +12,8 @@ Labels are single-channel PNGs of class ids 0-10 and 11 for void (ignored). SegN
 ``tools/prepare_camvid.py`` writes in the same layout from the original release (the
 colour-coded 32-class labels of LabelApproved_full, grouped into the 11 classes).
 """
+import numpy as np
+
 CLASS_NAMES = ("sky", "building", "pole", "road", "sidewalk", "tree", "sign symbol", "fence", "car", "pedestrian",
                "bicyclist")
 PALETTE = ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (0, 0, 192), (128, 128, 0),
@@ -66,8 +68,6 @@ def diagnose(raw_values, rgb_labels):
 def encode_colour_label(rgb):
     """An HxWx3 RGB colour-coded label of the original release -> HxW uint8 11-class ids (void
     = 11), and the colours found that are not CamVid's."""
-    import numpy as np
-
     packed = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
     codes, inverse = np.unique(packed, return_inverse=True)
     ids = np.full(len(codes), VOID, dtype=np.uint8)

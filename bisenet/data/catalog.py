@@ -36,6 +36,4 @@ def diagnose(data_cfg, raw_values, rgb_labels):
     """Dataset-specific explanations of what the raw label values seen (a set) and the colour
     labels found (paths) say about the data: the typical mistakes of each dataset."""
     info = DATASETS.get(data_cfg.dataset)
-    if info is None or not hasattr(info, "diagnose"):
-        return []
-    return info.diagnose(set(raw_values), list(rgb_labels))
+    return [] if info is None else info.diagnose(set(raw_values), list(rgb_labels))

@@ -82,8 +82,9 @@ def check_dataset(data_cfg, num_classes, splits, workers=None, progress=True):
                     report["colour_labels"].append(result["colour_label"])
                 if "raw_counts" in result:
                     counts = result["raw_counts"]
-                    report["raw_values"].update(np.flatnonzero(counts).tolist())
-                    for raw in np.flatnonzero(counts):
+                    present = np.flatnonzero(counts)
+                    report["raw_values"].update(present.tolist())
+                    for raw in present:
                         mapped = int(decoder.table[raw])
                         report["values_seen"][mapped if mapped != decoder.INVALID else f"raw {raw} (invalid)"] += \
                             int(counts[raw])

@@ -61,8 +61,7 @@ def camvid_splits(segnet_root, splits=("train", "val", "test")):
 
 def _convert_camvid(job):
     image_path, label_path, image_out, label_out = job
-    rgb = read_label_colours(label_path)
-    ids, unknown = camvid.encode_colour_label(rgb)
+    ids, unknown = camvid.encode_colour_label(read_image(label_path))
     if unknown:
         raise DatasetError(f"{label_path} holds colours that are not CamVid's: {unknown[:5]}; is it a *_L.png of "
                            "LabelApproved_full?")
@@ -72,14 +71,6 @@ def _convert_camvid(job):
     if not cv2.imwrite(label_out, ids):
         raise OSError(f"could not write {label_out}")
     return label_out
-
-
-def read_label_colours(path):
-    """An RGB colour-coded label as HxWx3 uint8."""
-    array = cv2.imread(path, cv2.IMREAD_COLOR)
-    if array is None:
-        raise DatasetError(f"cannot read {path} as a colour image")
-    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
 
 
 def prepare_camvid(images_dir, labels_dir, out_root, splits, workers=None, progress=True):
