@@ -25,36 +25,36 @@ def _write(path, array, colour=False):
         raise OSError(path)
 
 
+def _make_pairs(root, splits, sizes, image_dir, label_dir, values, seed):
+    """``splits``: (split, file name of image k) pairs and counts; ``.jpg`` images under
+    ``image_dir/split``, ``.png`` labels of ``values`` under ``label_dir/split``."""
+    rng = np.random.default_rng(seed)
+    labels = {}
+    for split, name_of, count in splits:
+        for k in range(count):
+            size, name = sizes[k % len(sizes)], name_of(k)
+            image = rng.integers(0, 256, (*size, 3), np.uint8)
+            _write(os.path.join(root, image_dir, split, name + ".jpg"), image, True)
+            labels[(split, name)] = label = _blocks(rng, size, values)
+            _write(os.path.join(root, label_dir, split, name + ".png"), label)
+    return labels
+
+
 def make_cocostuff(root, num_train=3, num_val=2, seed=0, values=None):
     """``images/{train,val}2017/*.jpg`` and ``labels/{train,val}2017/*.png`` (stuffthingmaps ids)."""
     from bisenet.data import cocostuff
 
-    rng = np.random.default_rng(seed)
     values = values if values is not None else list(cocostuff.KEPT[::7]) + [255]
-    labels = {}
-    for split, count in (("train2017", num_train), ("val2017", num_val)):
-        for k in range(count):
-            size = COCO_SIZES[k % len(COCO_SIZES)]
-            name = f"{k + 1 + (1000 if split == 'val2017' else 0):012d}"
-            _write(os.path.join(root, "images", split, name + ".jpg"), rng.integers(0, 256, (*size, 3), np.uint8), True)
-            labels[(split, name)] = label = _blocks(rng, size, values)
-            _write(os.path.join(root, "labels", split, name + ".png"), label)
-    return labels
+    splits = (("train2017", lambda k: f"{k + 1:012d}", num_train), ("val2017", lambda k: f"{k + 1001:012d}", num_val))
+    return _make_pairs(root, splits, COCO_SIZES, "images", "labels", values, seed)
 
 
 def make_ade20k(root, num_train=3, num_val=2, seed=0, values=None):
     """``images/{training,validation}/ADE_*.jpg`` and ``annotations/...`` (0 = other, 1-150)."""
-    rng = np.random.default_rng(seed)
     values = values if values is not None else [0, 1, 2, 3, 13, 77, 150]
-    labels = {}
-    for split, prefix, count in (("training", "ADE_train", num_train), ("validation", "ADE_val", num_val)):
-        for k in range(count):
-            size = ADE_SIZES[k % len(ADE_SIZES)]
-            name = f"{prefix}_{k + 1:08d}"
-            _write(os.path.join(root, "images", split, name + ".jpg"), rng.integers(0, 256, (*size, 3), np.uint8), True)
-            labels[(split, name)] = label = _blocks(rng, size, values)
-            _write(os.path.join(root, "annotations", split, name + ".png"), label)
-    return labels
+    splits = (("training", lambda k: f"ADE_train_{k + 1:08d}", num_train),
+              ("validation", lambda k: f"ADE_val_{k + 1:08d}", num_val))
+    return _make_pairs(root, splits, ADE_SIZES, "images", "annotations", values, seed)
 
 
 def make_camvid(root, num_train=3, num_val=2, size=(48, 64), seed=0):

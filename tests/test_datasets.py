@@ -187,10 +187,10 @@ def test_images_of_different_sizes_in_one_batch_say_to_evaluate_one_at_a_time(tm
 
 
 def test_cityscapes_train_ids_where_label_ids_belong_are_recognised(synthetic_copy):
+    from bisenet.data.cityscapes import ID_TO_TRAIN_ID
+
     for path in synthetic_copy.rglob("*_gtFine_labelIds.png"):
         ids = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        from bisenet.data.cityscapes import ID_TO_TRAIN_ID
-
         cv2.imwrite(str(path), ID_TO_TRAIN_ID[ids])
     result = run_tool("check_dataset.py", "--config", "configs/bisenetv1_city.py", f"data.root={synthetic_copy}",
                       "--workers", "1")
