@@ -133,3 +133,37 @@ def run_tool(name, *args, env=None, separate_process=False):
         os.environ.clear()
         os.environ.update(saved_environ)
     return ToolResult(code, out.getvalue(), err.getvalue())
+
+
+def namespace_available():
+    """Whether this machine lets a process mount its own filesystems (a private mount namespace
+    under ``unshare -rm``): root, or unprivileged user namespaces."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "-rm", "true"], capture_output=True, check=False).returncode == 0
+
+
+def run_with_mounts(argv, mounts, env=None, timeout=600):
+    """Run ``argv`` in a private mount namespace where each folder of ``mounts`` is a fresh tmpfs
+    mounted with the options given (``"size=64k"``: a disk that fills up; ``"ro"``: a read-only
+    one), as a real small or read-only disk behaves: no simulated error, no message matched.
+    The test is skipped where namespaces are not allowed."""
+    import shlex
+    import subprocess
+
+    if not namespace_available():
+        pytest.skip("mount namespaces (unshare -rm) are not available on this machine")
+    setup = " && ".join(f"mkdir -p {shlex.quote(str(path))} && mount -t tmpfs -o {options} tmpfs "
+                        f"{shlex.quote(str(path))}" for path, options in mounts.items())
+    script = f"{setup} && exec {' '.join(shlex.quote(str(a)) for a in argv)}"
+    result = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, env=env, capture_output=True,
+                            text=True, check=False, timeout=timeout)
+    return ToolResult(result.returncode, result.stdout, result.stderr)
+
+
+def tool_argv(name, *args):
+    """The command line of ``tools/<name> args`` (for ``run_with_mounts``)."""
+    return [sys.executable, os.path.join(REPO, "tools", name), *map(str, args)]
