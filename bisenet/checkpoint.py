@@ -1,16 +1,14 @@
 """Checkpoints: atomic save, strict load with a readable report, and converters."""
-import errno
 import os
 import random
 import re
-import shutil
-import tempfile
 import warnings
 
 import numpy as np
 import torch
 
 from bisenet.errors import MissingFileError, UserError
+from bisenet.outputs import atomic_open, free_bytes, mount_point
 
 # Checkpoint formats other implementations save, by the name users pass to --from.
 CONVERTERS = {}
@@ -28,56 +26,54 @@ class DiskFullError(CheckpointError):
         self.size_mb = size_mb
 
 
-TEMP_PREFIX = ".tmp-"
-TEMP_PATTERN = re.compile(r"^\.tmp-(?:(\d+)-)?.*\.pth$")
+TEMP_PATTERN = re.compile(r"^\.tmp-(?:(\d+)-)?.*\.pth$")  # bisenet.outputs' temporary files of checkpoints
 
 
 def save_checkpoint(state, path):
-    """Write ``state`` to ``path`` atomically: a crash mid-write leaves the old file intact.
+    """Write ``state`` to ``path`` atomically (``bisenet.outputs.atomic_open``): a crash mid-write
+    leaves the old file intact, and the temporary file beside it carries the writer's PID, so a
+    later run can tell an abandoned one (``remove_stale_temp_files``).
 
-    The temporary file beside it carries the writer's PID, so a later run can tell an abandoned
-    one (``remove_stale_temp_files``). A full disk raises ``DiskFullError``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".pth", dir=directory)
+    A full disk raises ``DiskFullError``, recognised by the filesystem's free space rather than
+    by an error's wording (torch reports a failed write as ``RuntimeError: [enforce fail at
+    inline_container.cc] unexpected pos``, its wording varies between versions): before the write
+    when less is free than the tensors alone take, after a failed write when less is free than
+    the file can take."""
+    tensor_bytes, at_most = _file_size_bounds(state)
+    if free_bytes(path) < tensor_bytes:
+        raise _disk_full(path, tensor_bytes)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, "wb") as f:
             torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if _out_of_space(exc, directory):
-            size_mb = _tensor_bytes(state) / 2**20
-            raise DiskFullError(f"no space left on {_mount_point(directory)} while writing {path} (about "
-                                f"{size_mb:.0f} MB needed)", size_mb) from None
+    except Exception as exc:
+        if getattr(exc, "no_space", False) or free_bytes(path) < at_most:
+            raise _disk_full(path, tensor_bytes) from None
         raise
 
 
-def _out_of_space(exc, directory):
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    # torch's zip writer reports a failed write as a RuntimeError ("file write failed").
-    return isinstance(exc, RuntimeError) and "write" in str(exc) and shutil.disk_usage(directory).free < 2**26
+def _disk_full(path, size):
+    return DiskFullError(f"no space left on {mount_point(path)} while writing {path} (about {size / 2**20:.0f} MB "
+                         f"needed, {free_bytes(path) / 2**20:.0f} MB free)", size / 2**20)
 
 
-def _tensor_bytes(obj):
+def _file_size_bounds(state):
+    """What ``torch.save(state)`` writes at least (the tensors' bytes) and at most: the tensors,
+    each with its zip records and 64-byte alignment (well under 1 KiB), and 1 MiB for the
+    pickled rest (configs, RNG states)."""
+    tensors = list(_tensors(state))
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    return size, size + 1024 * len(tensors) + 2**20
+
+
+def _tensors(obj):
     if torch.is_tensor(obj):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_tensor_bytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_tensor_bytes(v) for v in obj)
-    return 0
-
-
-def _mount_point(path):
-    path = os.path.abspath(path)
-    while not os.path.ismount(path):
-        path = os.path.dirname(path)
-    return path
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _tensors(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _tensors(value)
 
 
 def remove_stale_temp_files(directory):
@@ -206,6 +202,11 @@ def list_checkpoints(output_dir):
         return []
     found = [(int(m.group(1)), n) for n in os.listdir(output_dir) if (m := CHECKPOINT_PATTERN.match(n))]
     return [os.path.join(output_dir, n) for _, n in sorted(found)]
+
+
+def checkpoint_iteration(path):
+    """The iteration in a periodic checkpoint's name (``checkpoint_000170.pth``: 170)."""
+    return int(CHECKPOINT_PATTERN.match(os.path.basename(path)).group(1))
 
 
 def load_checkpoint(path):

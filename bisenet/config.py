@@ -8,6 +8,7 @@ back to a silent default.
 import ast
 import dataclasses
 import difflib
+import math
 import os
 import runpy
 import sys
@@ -198,7 +199,8 @@ def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.max_iters=100")
         key, text = item.split("=", 1)
-        _set(cfg, key.strip(), _parse_literal(text.strip()))
+        key = key.strip()
+        _set(cfg, key, _parse_override(text.strip(), _field_type(cfg, key)))
     if not _loading and not cfg.train.output_dir:
         name = os.path.splitext(os.path.basename(path))[0] if path else "default"
         cfg.train.output_dir = os.path.join("output", name)
@@ -291,6 +293,15 @@ def check_ranges(cfg: Config) -> None:
         if not ok:
             raise ConfigError(f"{key}={value!r}: {requirement}")
 
+    # inf and NaN pass every comparison below the wrong way (NaN is neither < nor >=): refuse
+    # them in every number of the config first.
+    for section in dataclasses.fields(cfg):
+        for f in dataclasses.fields(getattr(cfg, section.name)):
+            value = getattr(getattr(cfg, section.name), f.name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            need(all(math.isfinite(v) for v in numbers if isinstance(v, float)), f"{section.name}.{f.name}",
+                 _plain(value), "must be a finite number (not inf or nan)")
+
     need(model.name in MODELS, "model.name", model.name, f"choose one of {', '.join(sorted(MODELS))}")
     need(train.loss in LOSSES, "train.loss", train.loss, f"choose one of {', '.join(LOSSES)}")
     need(model.num_classes >= 1, "model.num_classes", model.num_classes, "must be at least 1")
@@ -332,6 +343,12 @@ def check_ranges(cfg: Config) -> None:
         need(value >= 0, key, value, "must be 0 or more")
     need(len(ev.scales) >= 1 and min(ev.scales) > 0, "eval.scales", list(ev.scales),
          "must be one or more positive scales")
+    need(min(data.std) > 0, "data.std", list(data.std),
+         "each channel's standard deviation must be positive: images are divided by it")
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:
@@ -349,11 +366,29 @@ def _set(cfg: Config, key: str, value: Any) -> None:
     setattr(sub, parts[1], _coerce(value, hints[parts[1]], key))
 
 
-def _parse_literal(text: str) -> Any:
+def _field_type(cfg: Config, key: str) -> Any:
+    """The declared type of ``section.field``, or None for a key ``_set`` will refuse."""
+    section, _, name = key.partition(".")
+    sub = getattr(cfg, section, None)
+    if not dataclasses.is_dataclass(sub) or name not in {f.name for f in dataclasses.fields(sub)}:
+        return None
+    return get_type_hints(type(sub))[name]
+
+
+def _parse_override(text: str, typ: Any) -> Any:
+    """The value of an override's text: a Python literal (numbers, lists, True), except for a
+    text field, which takes the text as the shell gave it (data.root=2024 is the folder "2024",
+    not a number to quote); a quoted literal is unquoted there too."""
+    if typ is str:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        return value if isinstance(value, str) else text
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        return text  # a bare string such as output/run1
+        return text  # a bare word: _coerce says what the field expects
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:

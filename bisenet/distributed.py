@@ -35,6 +35,15 @@ def all_reduce_sum(tensor):
     return tensor
 
 
+def gather_objects(obj):
+    """Every process's ``obj`` (picklable), in rank order (collective); ``[obj]`` alone."""
+    if not is_distributed():
+        return [obj]
+    gathered = [None] * get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def any_process(flag, device):
     """Whether ``flag`` is true on any process (collective: every process must call it)."""
     return all_reduce_sum(torch.tensor([float(bool(flag))], device=device)).item() > 0

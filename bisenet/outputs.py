@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import tempfile
 
 import cv2
@@ -23,15 +24,23 @@ NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class OutputError(UserError):
-    """An output path that cannot be written; the message names it and the reason."""
+    """An output path that cannot be written; the message names it and the reason.
+    ``no_space``: the filesystem (or the user's quota) is full."""
+
+    no_space = False
 
 
 def mount_point(path):
-    """The mount point of the filesystem that holds ``path`` (which must exist)."""
-    path = os.path.abspath(path)
+    """The mount point of the filesystem that holds (or would hold) ``path``."""
+    path = _existing_ancestor(path)
     while not os.path.ismount(path):
         path = os.path.dirname(path)
     return path
+
+
+def free_bytes(path):
+    """Bytes that may still be written on the filesystem that holds (or would hold) ``path``."""
+    return shutil.disk_usage(_existing_ancestor(path)).free
 
 
 def _existing_ancestor(path):
@@ -85,9 +94,10 @@ def check_output_file(path, what="the output file"):
 def write_error(path, exc):
     """The ``OutputError`` for a failed write of ``path``: a full disk names its filesystem."""
     if isinstance(exc, OSError) and exc.errno in NO_SPACE:
-        folder = _existing_ancestor(os.path.dirname(os.path.abspath(path)))
-        return OutputError(f"no space left on {mount_point(folder)} while writing {path}; free some space or "
-                           "write elsewhere")
+        error = OutputError(f"no space left on {mount_point(path)} while writing {path}; free some space or "
+                            "write elsewhere")
+        error.no_space = True
+        return error
     return OutputError(f"cannot write {path}: {_reason(exc)}")
 
 

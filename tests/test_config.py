@@ -82,6 +82,39 @@ def test_overrides_are_parsed_and_typed():
     assert cfg.train.output_dir == "out/x"
 
 
+def test_a_text_field_takes_the_text_the_shell_gives():
+    # data.root=2024 is the folder "2024", not a number that needs quoting
+    cfg = load_config(CITY, ["data.root=2024", "train.output_dir=1e3", "model.backbone_weights=None",
+                             "data.train_list='quoted.txt'", "eval.protocol=standard"])
+    assert (cfg.data.root, cfg.train.output_dir, cfg.model.backbone_weights) == ("2024", "1e3", "None")
+    assert (cfg.data.train_list, cfg.eval.protocol) == ("quoted.txt", "standard")
+    with pytest.raises(ConfigError, match="train.max_iters"):  # numbers stay numbers
+        load_config(CITY, ["train.max_iters=2024.5"])
+
+
+@pytest.mark.parametrize("override, key", [
+    ("data.std=[0.2,0.0,0.2]", "data.std=[0.2, 0.0, 0.2]: each channel's standard deviation must be positive"),
+    ("data.std=[0.2,-0.1,0.2]", "data.std=[0.2, -0.1, 0.2]"),
+])
+def test_a_normalisation_that_cannot_work_is_refused_at_load(override, key):
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(CITY, [override])
+
+
+@pytest.mark.parametrize("line, key", [
+    ("cfg.data.std = (0.2, float('nan'), 0.2)", "data.std=[0.2, nan, 0.2]: must be a finite number"),
+    ("cfg.data.mean = (float('inf'), 0.3, 0.3)", "data.mean=[inf, 0.3, 0.3]: must be a finite number"),
+    ("cfg.train.base_lr = float('nan')", "train.base_lr=nan: must be a finite number"),
+    ("cfg.eval.scales = (1.0, float('inf'))", "eval.scales=[1.0, inf]"),
+    ("cfg.train.ohem_thresh = float('nan')", "train.ohem_thresh=nan"),
+])
+def test_inf_and_nan_are_refused_in_every_number(tmp_path, line, key):
+    path = tmp_path / "nonfinite.py"
+    path.write_text(f"from bisenet.config import base_config\ncfg = base_config({str(CITY)!r})\n{line}\n")
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(path)
+
+
 def test_unknown_override_key_names_it_and_suggests_the_right_one():
     with pytest.raises(ConfigError) as info:
         load_config(CITY, ["train.max_iter=5"])

@@ -166,6 +166,16 @@ def test_training_stops_on_a_bad_sample_naming_it(root, tmp_path):
     assert any(os.path.basename(b) in result.stderr for b in broken) and "Traceback" not in result.stderr
 
 
+def test_a_bad_file_met_again_in_every_epoch_counts_once(root, tmp_path):
+    broken = break_train_images(root, 1)
+    # 6 training images, 2 per step: 9 steps are 3 epochs, each meeting the bad file
+    result = run_tool("train.py", *train_args(root, tmp_path, "data.max_skipped_samples=1", "train.max_iters=9"))
+    assert result.returncode == 0, result.stderr
+    assert "1 bad sample(s) were skipped" in result.stdout
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert log.count("skipped a bad sample") == 1 and os.path.basename(broken[0]) in log
+
+
 def test_training_skips_bad_samples_only_up_to_the_cap(root, tmp_path):
     broken = break_train_images(root, 1)
     result = run_tool("train.py", *train_args(root, tmp_path, "data.max_skipped_samples=5"))

@@ -10,27 +10,40 @@ from bisenet.engine.logs import RunLog, plot_metrics, read_metrics
 from bisenet.errors import MissingExtraError, UserError
 
 
-def test_lines_reach_the_console_and_the_file_only_on_the_main_process(tmp_path, capsys):
+def test_lines_reach_the_console_at_once_and_the_files_once_opened_only_on_the_main_process(tmp_path, capsys):
     log = RunLog(tmp_path / "main")
     log.info("resumed from checkpoint_000004.pth at iteration 4")
-    log.warning("2 bad sample(s) were skipped")
     log.record(iteration=1, loss=2.5)
+    assert "resumed from checkpoint_000004.pth at iteration 4\n" in capsys.readouterr().out
+    assert not (tmp_path / "main").exists()  # a launch refused now leaves nothing behind
+    log.open_files()
+    log.warning("2 bad sample(s) were skipped")
+    log.record(iteration=2, loss=2.0)
     log.close()
-    out = capsys.readouterr().out
-    assert "resumed from checkpoint_000004.pth at iteration 4\n" in out and "warning: 2 bad sample(s)" in out
+    assert "warning: 2 bad sample(s)" in capsys.readouterr().out
     text = (tmp_path / "main" / "log.txt").read_text().splitlines()
     assert text[0].endswith("] resumed from checkpoint_000004.pth at iteration 4") and text[0].startswith("[20")
-    assert json.loads((tmp_path / "main" / "metrics.jsonl").read_text()) == {"iteration": 1, "loss": 2.5}
+    assert text[1].endswith("] warning: 2 bad sample(s) were skipped") and len(text) == 2
+    records = [json.loads(line) for line in (tmp_path / "main" / "metrics.jsonl").read_text().splitlines()]
+    assert records == [{"iteration": 1, "loss": 2.5}, {"iteration": 2, "loss": 2.0}]
+
+    never_opened = RunLog(tmp_path / "refused")
+    never_opened.info("refused")
+    never_opened.close()
+    assert not (tmp_path / "refused").exists()
 
     other = RunLog(tmp_path / "other", enabled=False)
     other.info("not shown")
     other.record(iteration=1)
+    other.open_files()
     other.close()
-    assert capsys.readouterr().out == "" and not (tmp_path / "other").exists()
+    assert capsys.readouterr().out == "refused\n" and not (tmp_path / "other").exists()
 
 
 def test_two_runs_in_one_process_do_not_mix(tmp_path):
     first, second = RunLog(tmp_path / "a"), RunLog(tmp_path / "b")
+    first.open_files()
+    second.open_files()
     first.info("one")
     second.info("two")
     first.close()

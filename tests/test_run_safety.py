@@ -1,6 +1,7 @@
 """A run never silently does the wrong thing: changed settings on resume, a second run into the
 same folder, unreadable or foreign checkpoints, diverged weights, a full disk, stale temporary
 files, and the tracebacks that became messages."""
+import json
 import os
 import signal
 import subprocess
@@ -13,9 +14,10 @@ import bisenet.checkpoint as checkpoint_module
 import bisenet.engine.trainer as trainer_module
 from bisenet.checkpoint import CheckpointError, load_checkpoint
 from bisenet.engine.trainer import TrainingError, train
+from bisenet.errors import UserError
 from bisenet.lr_scheduler import lr_factor
 
-from conftest import REPO, run_tool
+from conftest import REPO, run_tool, run_with_mounts, tool_argv
 from test_trainer import crash_after, lr_records
 
 
@@ -32,7 +34,8 @@ def cfg(tiny_cfg):
 def test_forced_resume_follows_the_new_schedule_and_says_what_changed(cfg, capsys):
     train(cfg, "cpu", progress=False)  # 4 iterations at base_lr 0.01
     cfg.train.max_iters, cfg.train.base_lr = 8, 0.02
-    with pytest.raises(TrainingError, match=r"train.max_iters: 4 in the checkpoint, 8 now; train.base_lr: 0.01"):
+    with pytest.raises(TrainingError, match=r"finished run \(4 iterations\) trained with other settings "
+                                            r"\(train.max_iters: 4 in the run, 8 now; train.base_lr: 0.01"):
         train(cfg, "cpu", resume="latest", progress=False)
     train(cfg, "cpu", resume="latest", force_resume=True, progress=False)
     assert "resuming with changed settings, which apply from iteration 4: train.max_iters 4 -> 8; train.base_lr " \
@@ -42,6 +45,104 @@ def test_forced_resume_follows_the_new_schedule_and_says_what_changed(cfg, capsy
         factor = lr_factor(iteration - 1, 8, cfg.train.warmup_iters, cfg.train.warmup_ratio, cfg.train.poly_power)
         assert lrs[iteration]["backbone"] == pytest.approx(0.02 * factor) and lrs[iteration]["backbone"] > 0
         assert lrs[iteration]["head"] == pytest.approx(0.2 * factor)
+
+
+def folder_state(path):
+    """Every file under ``path`` with its bytes (None for the lock file, whose content is the
+    holder's PID), to tell that a refused launch changed nothing."""
+    if not os.path.isdir(path):
+        return None
+    return {os.path.relpath(os.path.join(d, n), path): None if n == "train.lock" else
+            open(os.path.join(d, n), "rb").read() for d, _, names in os.walk(path) for n in names}
+
+
+def test_a_refused_launch_writes_nothing_into_the_folder(cfg):
+    """Every refusal comes before the first write: the run's config.py, log and metrics stay
+    those of the run its checkpoints belong to."""
+    out = cfg.train.output_dir
+    crash_after_iterations(cfg, 3)  # an unfinished run: checkpoint_000002.pth
+    before = folder_state(out)
+    cfg.train.base_lr = 0.05
+    refusals = {"unfinished run": dict(resume=None), "other settings": dict(resume="latest"),
+                "no such file": dict(resume=os.path.join(out, "missing.pth"))}
+    for expected, kwargs in refusals.items():
+        with pytest.raises(UserError, match=expected):
+            train(cfg, "cpu", progress=False, **kwargs)
+        assert folder_state(out) == before, expected
+    cfg.train.base_lr, cfg.data.root = 0.01, os.path.join(out, "no-such-dataset")
+    with pytest.raises(UserError, match="dataset root .* does not exist"):  # found after the checkpoint's checks
+        train(cfg, "cpu", resume="latest", progress=False)
+    assert folder_state(out) == before
+
+
+def test_a_refused_launch_into_a_new_folder_leaves_no_folder(cfg, tmp_path):
+    cfg.data.root = str(tmp_path / "no-such-dataset")
+    for folder in (tmp_path / "new", tmp_path / "deeper" / "still" / "new"):
+        cfg.train.output_dir = str(folder)
+        with pytest.raises(UserError, match="does not exist"):
+            train(cfg, "cpu", progress=False)
+        assert not folder.exists() and not (tmp_path / "deeper").exists()
+
+
+def test_a_finished_run_is_treated_like_a_checkpoint(cfg, capsys):
+    """Relaunched with the same settings: nothing to train and its evaluation shown again; with
+    others: refused naming them; --force-resume continues it to a longer schedule, never to a
+    shorter one."""
+    out = cfg.train.output_dir
+    train(cfg, "cpu", progress=False, final_eval=True)
+    results = json.load(open(os.path.join(out, "results.json")))
+    capsys.readouterr()
+    before = folder_state(out)
+    model, _ = train(cfg, "cpu", progress=False, final_eval=True)
+    shown = capsys.readouterr().out
+    assert model is None and folder_state(out) == before
+    assert "already holds this run, finished (4 iterations, the same settings): nothing to train" in shown
+    assert results["report"] in shown and f"{100 * results['modes']['ss']['miou']:.2f}" in results["report"]
+
+    cfg.train.max_iters = 3  # the quickstart relaunched with train.max_iters=4 after its 170
+    with pytest.raises(TrainingError, match=r"finished run \(4 iterations\) trained with other settings "
+                                            r"\(train.max_iters: 4 in the run, 3 now\)"):
+        train(cfg, "cpu", progress=False)
+    with pytest.raises(TrainingError, match="cannot continue it to train.max_iters=3, which it has passed"):
+        train(cfg, "cpu", force_resume=True, progress=False)
+    cfg.train.max_iters = 6  # train.max_iters=400 after the quickstart
+    for resume in (None, "latest"):
+        with pytest.raises(TrainingError, match="pass --force-resume to continue this run with them to "
+                                                "train.max_iters=6"):
+            train(cfg, "cpu", resume=resume, progress=False)
+    assert folder_state(out) == before
+    model, _ = train(cfg, "cpu", force_resume=True, progress=False, final_eval=True)
+    assert model is not None and load_checkpoint(os.path.join(out, "model_final.pth"))["iteration"] == 6
+    log = open(os.path.join(out, "log.txt")).read()
+    assert "resumed from" in log and "checkpoint_000004.pth at iteration 4" in log
+    assert json.load(open(os.path.join(out, "results.json")))["iteration"] == 6
+
+
+def test_the_evaluation_after_training_reaches_the_log_the_metrics_and_results_json(cfg, capsys):
+    out = cfg.train.output_dir
+    cfg.eval.final_modes = ("ss", "ssf")
+    train(cfg, "cpu", progress=False, final_eval=True)
+    printed = capsys.readouterr().out
+    results = json.load(open(os.path.join(out, "results.json")))
+    assert list(results["modes"]) == ["ss", "ssf"] and results["iteration"] == 4
+    assert results["report"] in printed and results["report"] in open(os.path.join(out, "log.txt")).read()
+    [record] = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl")) if "final_evaluation" in line]
+    for mode in ("ss", "ssf"):
+        scores = record["final_evaluation"][mode]
+        assert scores["miou"] == results["modes"][mode]["miou"]
+        assert scores["iou"] == {name: entry["iou"] for name, entry in results["modes"][mode]["per_class"].items()}
+        assert f"{100 * scores['miou']:.2f}" in results["report"]
+
+    # Not evaluated (interrupted, or --no-eval), or with other eval settings: a relaunch evaluates.
+    os.remove(os.path.join(out, "results.json"))
+    cfg.eval.final_modes = ("ss",)
+    train(cfg, "cpu", progress=False, final_eval=True)
+    assert "evaluating it (it was not evaluated after training)" in capsys.readouterr().out
+    assert list(json.load(open(os.path.join(out, "results.json")))["modes"]) == ["ss"]
+    cfg.eval.final_modes = ("ssf",)
+    train(cfg, "cpu", progress=False, final_eval=True)
+    assert "evaluating it with the new eval settings" in capsys.readouterr().out
+    assert list(json.load(open(os.path.join(out, "results.json")))["modes"]) == ["ssf"]
 
 
 def test_another_class_count_points_to_finetune(cfg):
@@ -185,30 +286,58 @@ def test_resume_from_a_file_that_cannot_be_resumed_says_what_it_is(synthetic_roo
         assert f"cannot resume from {path}" in result.stderr and expected in result.stderr
 
 
-def test_a_full_disk_is_a_sentence_and_the_previous_checkpoint_survives(cfg, monkeypatch):
-    real_mkstemp = checkpoint_module.tempfile.mkstemp
-    calls = {"n": 0}
-
-    def mkstemp_on_a_full_disk(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            return real_mkstemp(*args, **kwargs)
-        fd, path = real_mkstemp(*args, **kwargs)  # the real name; the bytes go to /dev/full
-        os.close(fd)
-        os.remove(path)
-        return os.open("/dev/full", os.O_WRONLY), path
-
-    monkeypatch.setattr(checkpoint_module.tempfile, "mkstemp", mkstemp_on_a_full_disk)
-    with pytest.raises(TrainingError) as error:
-        train(cfg, "cpu", progress=False)
-    out = cfg.train.output_dir
-    message = str(error.value)
-    assert message.startswith("no space left on /") and f"while writing {out}/checkpoint_000004.pth" in message
-    assert "MB needed); train.keep_checkpoints=5 keeps about 5 x" in message
+def test_a_full_disk_is_a_sentence_and_the_previous_checkpoint_survives(synthetic_root, tmp_path):
+    # A real 180 MB disk: the checkpoint of iteration 2 (about 100 MB: weights and momentum)
+    # fits, the one of iteration 4 does not.
+    disk = tmp_path / "disk"
+    out = disk / "run"
+    args = ["--config", "configs/bisenetv1_synthetic.py", f"data.root={synthetic_root}", f"train.output_dir={out}",
+            "data.crop_size=[64,64]", "data.num_workers=0", "train.max_iters=4", "train.warmup_iters=1",
+            "train.batch_size=2", "train.checkpoint_interval=2", "train.keep_checkpoints=5", "train.amp=false",
+            "--no-eval"]
+    result = run_with_mounts(tool_argv("train.py", *args), {disk: "size=180m"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"error: no space left on {disk} while writing {out}/checkpoint_000004.pth (about ")
+    assert "MB free); train.keep_checkpoints=5 keeps about 5 x" in message
     assert f"{out}/checkpoint_000002.pth is intact" in message
-    assert "no space left" in open(os.path.join(out, "log.txt")).read()
-    assert load_checkpoint(os.path.join(out, "checkpoint_000002.pth"))["iteration"] == 2
-    assert sorted(n for n in os.listdir(out) if n.endswith(".pth")) == ["checkpoint_000002.pth"]
+    # The mount is gone with the namespace: what the run left is not visible here; the same run
+    # on a disk with room shows the files it keeps, and the message above came before any write.
+
+
+SAVE_ON_AN_ALMOST_FULL_DISK = """
+import os, sys, torch
+from bisenet.checkpoint import DiskFullError, save_checkpoint
+state = {f"w{i}": torch.zeros(64) for i in range(400)}
+folder, size = sys.argv[1], int(sys.argv[2])
+free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+with open(os.path.join(folder, "filler"), "wb") as f:   # leave room for the tensors, not for the file
+    f.write(bytes(free - size))
+try:
+    save_checkpoint(state, os.path.join(folder, "c.pth"))
+except DiskFullError as exc:
+    print(exc)
+    print(sorted(os.listdir(folder)))
+    sys.exit(3)
+"""
+
+
+def test_a_disk_that_fills_during_the_write_is_recognised_by_its_free_space(tmp_path):
+    # 400 tensors of 256 bytes: 100 KiB of data; torch's zip file adds about 100 KiB of records.
+    # 108 KiB are free: the check before the write passes, the write fails inside torch (whose
+    # error speaks of "unexpected pos"), and the free space names the cause.
+    import torch
+
+    state = {f"w{i}": torch.zeros(64) for i in range(400)}
+    checkpoint_module.save_checkpoint(state, str(tmp_path / "whole.pth"))
+    assert os.path.getsize(tmp_path / "whole.pth") > 112 * 1024  # more than will be free
+    disk = tmp_path / "disk"
+    result = run_with_mounts([sys.executable, "-c", SAVE_ON_AN_ALMOST_FULL_DISK, disk, 108 * 1024],
+                             {disk: "size=1m"})
+    assert result.returncode == 3, result.stderr
+    message, files = result.stdout.strip().splitlines()
+    assert message.startswith(f"no space left on {disk} while writing {disk}/c.pth (about 0 MB needed")
+    assert files == "['filler']"  # no partial checkpoint, no temporary file
 
 
 @pytest.mark.slow

@@ -1,7 +1,15 @@
-"""Train a BiSeNet model.
+"""Train a BiSeNet model, then evaluate it on the val split (eval.final_modes).
 
   python tools/train.py --config configs/bisenetv1_city.py [KEY=VALUE ...]
+  python tools/train.py --config configs/bisenetv1_city.py train.max_iters=1000 data.root=/data/cityscapes
   torchrun --nproc_per_node=N tools/train.py --config ... [--resume [CKPT]]   (same program, data parallel)
+
+Everything goes to train.output_dir (default: output/<config file name>): config.py (the run's
+complete config), log.txt, metrics.jsonl, checkpoint_NNNNNN.pth, model_final.pth (the trained
+weights), model_best.pth (with train.eval_interval) and results.json (the evaluation after
+training, also printed and logged). Running the same command again on a finished run trains
+nothing and shows its results; with other settings it is refused (a new train.output_dir, or
+--force-resume to continue it to a longer train.max_iters).
 """
 import signal
 import sys
@@ -12,7 +20,7 @@ signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
 
 from bisenet import distributed  # noqa: E402
 from bisenet.cli import add_device_options, config_parser, device_of, parse_args, run, tool_config  # noqa: E402
-from bisenet.engine.trainer import TrainingError, evaluate_after_training, train  # noqa: E402
+from bisenet.engine.trainer import TrainingInterrupted, train  # noqa: E402
 
 
 def main(argv=None):
@@ -21,8 +29,9 @@ def main(argv=None):
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CKPT",
                         help="continue from CKPT, or without a path from the newest checkpoint in train.output_dir")
     parser.add_argument("--force-resume", action="store_true",
-                        help="resume even if settings that change the run (batch size, schedule, ...) changed; "
-                             "the new ones apply from the checkpoint's iteration on")
+                        help="resume even if settings that change the run (batch size, schedule, ...) changed, "
+                             "also a finished run to a longer train.max_iters; the new ones apply from the "
+                             "checkpoint's iteration on (implies --resume)")
     parser.add_argument("--finetune-from", metavar="W.pth",
                         help="start from these weights; layers whose shape differs are re-initialised (and listed)")
     parser.add_argument("--seed", type=int, help="random seed (train.seed)")
@@ -33,19 +42,12 @@ def main(argv=None):
         args.overrides.append(f"train.seed={args.seed}")
     cfg = tool_config(args)
     device = distributed.init_from_environment(device_of(args))
-    trained = False
     try:
-        model, _ = train(cfg, device, resume=args.resume, finetune_from=args.finetune_from,
-                         force_resume=args.force_resume)  # the trainer logs what it saved
-        trained = True
-        if model is not None and not args.no_eval:
-            evaluate_after_training(cfg, model, device)
-    except KeyboardInterrupt:
-        where = "during the evaluation; the trained model is saved" if trained else (
-            f"before training started; nothing new was saved in {cfg.train.output_dir}")
-        error = TrainingError(f"interrupted {where}")
-        error.exit_code = 130
-        raise error from None
+        train(cfg, device, resume=args.resume, finetune_from=args.finetune_from, force_resume=args.force_resume,
+              final_eval=not args.no_eval)  # the trainer logs what it saved and the scores
+    except KeyboardInterrupt:  # during training and its evaluation the trainer says what was kept
+        raise TrainingInterrupted(f"interrupted before training started; nothing new was saved in "
+                                  f"{cfg.train.output_dir}", signal.SIGINT) from None
     finally:
         distributed.cleanup()
 

@@ -171,29 +171,38 @@ def runtime_text(runtime):
     return ", fast inference" + ("" if precision == "auto" else f" ({precision})")
 
 
-def report(results, modes, class_names, runtime=None, json_path=None, **json_settings):
-    """Print each mode's settings and its table (several modes: one table side by side, as the
-    reference does), and write them to ``json_path``; main process only."""
-    if not distributed.is_main_process():
-        return
+def report_text(results, modes, class_names, runtime=None):
+    """Each mode's settings line, then its table (several modes: one table side by side, as the
+    reference prints them)."""
+    lines = []
     for name, settings in zip(results, modes):
         crop = settings["crop_size"]
-        print(f"{name}: scales {list(settings['scales'])}, flip {settings['flip']}, "
-              f"crop {list(crop) if crop else None}, "
-              + (f"short side {settings['short_side']}, " if settings.get("short_side") else "")
-              + f"protocol {settings['protocol']}, {results[name]['num_images']} images, "
-              f"{distributed.get_world_size()} process(es){runtime_text(runtime)}")
+        lines.append(f"{name}: scales {list(settings['scales'])}, flip {settings['flip']}, "
+                     f"crop {list(crop) if crop else None}, "
+                     + (f"short side {settings['short_side']}, " if settings.get("short_side") else "")
+                     + f"protocol {settings['protocol']}, {results[name]['num_images']} images, "
+                     f"{distributed.get_world_size()} process(es){runtime_text(runtime)}")
     if len(results) == 1:
-        print(format_scores(next(iter(results.values())), class_names))
+        lines.append(format_scores(next(iter(results.values())), class_names))
     else:
-        print(format_mode_table(results, class_names))
+        lines.append(format_mode_table(results, class_names))
+    return "\n".join(lines)
+
+
+def report(results, modes, class_names, runtime=None, json_path=None, **json_settings):
+    """Print ``report_text`` and write the scores to ``json_path``; main process only."""
+    if not distributed.is_main_process():
+        return
+    print(report_text(results, modes, class_names, runtime))
     if json_path:
-        entries = {name: result_to_dict(results[name], class_names, mode=name, **_plain(settings), **json_settings)
+        entries = {name: result_to_dict(results[name], class_names, mode=name, **plain_settings(settings),
+                                        **json_settings)
                    for name, settings in zip(results, modes)}
         write_json(next(iter(entries.values())) if len(entries) == 1 else {"modes": entries}, json_path)
 
 
-def _plain(settings):
+def plain_settings(settings):
+    """Mode settings with lists for tuples, as JSON holds them."""
     return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()}
 
 

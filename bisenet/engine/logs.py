@@ -3,6 +3,7 @@ module (to the console and to ``log.txt``, on the main process), ``metrics.jsonl
 (one JSON object per line), and a plot of both."""
 import json
 import logging
+import logging.handlers
 import os
 import warnings
 
@@ -19,25 +20,48 @@ class _ConsoleHandler(logging.Handler):
 
 
 class RunLog:
-    """A run's records; silent on processes other than the main one. ``close()`` detaches it."""
+    """A run's records; silent on processes other than the main one. ``close()`` detaches it.
+
+    The console shows every line at once; ``log.txt`` and ``metrics.jsonl`` are created only by
+    ``open_files()``, when the run has been accepted, and then receive what came before too, so
+    that a refused launch writes nothing into the folder."""
 
     def __init__(self, output_dir, enabled=True, console=True):
+        self.output_dir = output_dir
         self.enabled = enabled
+        self.metrics = None
+        self.pending_records = []  # metrics before open_files()
         self.logger = logging.getLogger(f"bisenet.run.{id(self)}")
         self.logger.setLevel(logging.INFO)
         self.logger.propagate = False
         if not enabled:
             self.logger.addHandler(logging.NullHandler())
             return
-        os.makedirs(output_dir, exist_ok=True)
-        file_handler = logging.FileHandler(os.path.join(output_dir, "log.txt"))
-        file_handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
-        self.logger.addHandler(file_handler)
+        # Lines for log.txt, kept until the file exists (flushed by hand, never by size or level).
+        self.pending_lines = logging.handlers.MemoryHandler(capacity=2**31, flushLevel=logging.CRITICAL + 1,
+                                                            flushOnClose=False)
+        self.logger.addHandler(self.pending_lines)
         if console:
             console_handler = _ConsoleHandler()
             console_handler.setFormatter(logging.Formatter("%(message)s"))
             self.logger.addHandler(console_handler)
-        self.metrics = open(os.path.join(output_dir, "metrics.jsonl"), "a", buffering=1)
+
+    def open_files(self):
+        """Create (or append to) ``log.txt`` and ``metrics.jsonl``, with what was logged so far."""
+        if not self.enabled or self.metrics is not None:
+            return
+        os.makedirs(self.output_dir, exist_ok=True)
+        file_handler = logging.FileHandler(os.path.join(self.output_dir, "log.txt"))
+        file_handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+        self.pending_lines.setTarget(file_handler)
+        self.pending_lines.flush()
+        self.logger.removeHandler(self.pending_lines)
+        self.pending_lines.close()
+        self.logger.addHandler(file_handler)
+        self.metrics = open(os.path.join(self.output_dir, "metrics.jsonl"), "a", buffering=1)
+        for values in self.pending_records:
+            self.record(**values)
+        self.pending_records = []
 
     def info(self, message):
         self.logger.info(message)
@@ -46,14 +70,18 @@ class RunLog:
         self.logger.warning(f"warning: {message}")
 
     def record(self, **values):
-        if self.enabled:
+        if not self.enabled:
+            return
+        if self.metrics is None:
+            self.pending_records.append(values)
+        else:
             self.metrics.write(json.dumps(values) + "\n")
 
     def close(self):
         for handler in list(self.logger.handlers):
             handler.close()
             self.logger.removeHandler(handler)
-        if self.enabled and not self.metrics.closed:
+        if self.metrics is not None and not self.metrics.closed:
             self.metrics.close()
 
 

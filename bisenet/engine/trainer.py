@@ -9,13 +9,15 @@ weights are finite, then the write on the main process, then agreement that it s
 """
 import copy
 import dataclasses
+import json
+import math
 import os
 import random
 import re
 import signal
 import time
 import warnings
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -26,6 +28,7 @@ from bisenet import distributed
 from bisenet.checkpoint import (
     DiskFullError,
     capture_rng_state,
+    checkpoint_iteration,
     list_checkpoints,
     load_checkpoint,
     load_for_finetune,
@@ -39,7 +42,14 @@ from bisenet.checkpoint import (
 from bisenet.config import Config, ConfigError, validate, write_config
 from bisenet.data import build_eval_loader, build_train_loader
 from bisenet.engine.ema import ModelEma
-from bisenet.engine.evaluator import evaluate, evaluate_modes, mode_settings, report
+from bisenet.engine.evaluator import (
+    evaluate,
+    evaluate_modes,
+    mode_settings,
+    plain_settings,
+    report_text,
+    result_to_dict,
+)
 from bisenet.engine.lock import OutputLock, OutputLockError
 from bisenet.engine.logs import RunLog
 from bisenet.errors import MissingFileError, UserError
@@ -47,6 +57,7 @@ from bisenet.losses import build_loss
 from bisenet.lr_scheduler import WarmupPolyLR
 from bisenet.models import build_model
 from bisenet.optim import build_optimizer
+from bisenet.outputs import check_output_dir, write_json
 
 
 class TrainingError(UserError):
@@ -105,17 +116,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def finished_iteration(output_dir):
-    """The iteration count recorded in ``model_final.pth``, or None."""
-    path = os.path.join(output_dir, "model_final.pth")
-    if not os.path.isfile(path):
-        return None
-    try:
-        return int(load_checkpoint(path)["iteration"])
-    except Exception:
-        return None
 
 
 # Settings that do not change what a run computes: a resume may change them freely.
@@ -179,6 +179,9 @@ class TrainingRun:
     best_miou: Optional[float] = None  # of the EMA weights when there are some
     checkpoints: List[str] = dataclasses.field(default_factory=list)  # names this run wrote and keeps
     ema: Optional[ModelEma] = None  # train.ema_decay > 0: the weight EMA, the same on every process
+    # The distinct unreadable samples replaced so far (their messages, which name the file), over
+    # every process and across resumes: a bad file met again in the next epoch counts once.
+    bad_samples: Dict[str, None] = dataclasses.field(default_factory=dict)
 
     @property
     def is_main(self):
@@ -206,7 +209,7 @@ def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=
                              cfg.train.poly_power)
     amp_dtype = autocast_dtype(device, cfg.train.amp, cfg.train.amp_dtype)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    start_iter, best_miou, kept = 0, None, []
+    start_iter, best_miou, kept, bad_samples = 0, None, [], {}
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
@@ -220,6 +223,7 @@ def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=
         if len(rng_states) == world_size:
             restore_rng_state(rng_states[rank])
         best_miou, kept = checkpoint.get("best_miou"), list(checkpoint.get("checkpoints", []))
+        bad_samples = dict.fromkeys(checkpoint.get("bad_samples", []))
     ema = None
     if cfg.train.ema_decay > 0:
         ema = ModelEma(model, cfg.train.ema_decay, cfg.train.ema_warmup)
@@ -235,7 +239,7 @@ def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=
     if world_size > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     return TrainingRun(cfg, device, rank, world_size, model, net, optimizer, scheduler, scaler, criterion, amp_dtype,
-                       memory_format, start_iter, best_miou, kept, ema)
+                       memory_format, start_iter, best_miou, kept, ema, bad_samples)
 
 
 @dataclasses.dataclass
@@ -243,7 +247,7 @@ class StepStatus:
     """What every process knows after a step's all-reduce."""
 
     losses: List[float]  # main then auxiliary, averaged over the processes
-    bad_samples: int  # replaced unreadable samples so far, over all processes
+    bad_samples: int  # distinct unreadable samples replaced so far, over all processes
     non_finite: int  # processes whose loss was not finite
     stop: bool  # a process received SIGTERM or SIGINT
     stepped: bool = False  # the optimiser updated the weights
@@ -256,11 +260,15 @@ class StepStatus:
     grad_norm: Optional[torch.Tensor] = None
 
 
-def train_step(run, images, labels, bad_samples=0, stop=False):
+def train_step(run, images, labels, bad_samples=(), stop=False):
     """One step on a batch: forward, losses, the status all-reduce, then (unless a process's loss
     is non-finite outside fp16, or too many samples were bad) backward, gradient clipping,
     optimiser, scaler, schedule, the BatchNorm statistics of ``train.dist_bn=reduce`` and the
-    weight EMA. Under fp16 an overflow skips the step on every process and lowers the loss scale."""
+    weight EMA. Under fp16 an overflow skips the step on every process and lowers the loss scale.
+
+    ``bad_samples``: the messages of the unreadable samples this process's batch replaced; those
+    new to the run are shared between the processes (only on a step that met one), so that
+    ``status.bad_samples`` counts distinct files over all of them."""
     cfg = run.cfg
     images = images.to(run.device, non_blocking=True, memory_format=run.memory_format)
     labels = labels.to(run.device, non_blocking=True)
@@ -268,9 +276,13 @@ def train_step(run, images, labels, bad_samples=0, stop=False):
     with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
         outputs = run.net(images)
     losses = torch.stack([run.criterion(output, labels) for output in outputs])
-    flags = torch.tensor([bad_samples, float(not torch.isfinite(losses).all()), float(stop)], device=run.device)
+    new_bad = list(dict.fromkeys(error for error in bad_samples if error not in run.bad_samples))
+    flags = torch.tensor([len(new_bad), float(not torch.isfinite(losses).all()), float(stop)], device=run.device)
     summed = distributed.all_reduce_sum(torch.cat([losses.detach().float(), flags])).tolist()  # also the host sync
-    status = StepStatus([v / run.world_size for v in summed[:len(outputs)]], int(summed[-3]), int(summed[-2]),
+    if summed[-3] > 0:
+        for errors in distributed.gather_objects(new_bad):
+            run.bad_samples.update(dict.fromkeys(errors))
+    status = StepStatus([v / run.world_size for v in summed[:len(outputs)]], len(run.bad_samples), int(summed[-2]),
                         summed[-1] > 0, lrs=lrs)
     fp16 = run.scaler.is_enabled()
     if status.bad_samples > cfg.data.max_skipped_samples or (status.non_finite and not fp16):
@@ -332,17 +344,13 @@ class Checkpointer:
 
     def save(self, iteration, interrupted=False):
         run, keep = self.run, self.run.cfg.train.keep_checkpoints
-        rng = [None] * run.world_size  # every process hands its RNG state to the main one
-        if run.world_size > 1:
-            torch.distributed.all_gather_object(rng, capture_rng_state())
-        else:
-            rng = [capture_rng_state()]
+        rng = distributed.gather_objects(capture_rng_state())  # every process's, saved by the main one
         name = f"checkpoint_{iteration:06d}.pth"
         kept = ([n for n in run.checkpoints if n != name] + [name])[-keep:]
         state = {**self._weights(), "optimizer": run.optimizer.state_dict(),
                  "scaler": run.scaler.state_dict(), "iteration": iteration, "rng": rng, "best_miou": run.best_miou,
                  "config": run.cfg.to_dict(), "interrupted": interrupted,
-                 "checkpoints": kept}
+                 "checkpoints": kept, "bad_samples": list(run.bad_samples)}
         self._write(state, os.path.join(self.output_dir, name), iteration)
         if run.is_main:
             for old in run.checkpoints:
@@ -428,23 +436,92 @@ def _evaluate_periodically(run, eval_loader, done, checkpointer, log):
     run.net.train()
 
 
-def _choose_checkpoint(cfg, resume, log):
-    """``(checkpoint, path)`` to resume from, ``(None, None)`` to start afresh, or an error when
-    the folder holds an unfinished run that was not asked to be resumed."""
+FINAL_NAME = "model_final.pth"
+RESULTS_NAME = "results.json"  # the evaluation after training, beside model_final.pth
+
+
+@dataclasses.dataclass
+class RunPlan:
+    """What a launch into ``train.output_dir`` does, decided before anything is written."""
+
+    checkpoint: Optional[dict] = None  # to resume from (None: from the start)
+    path: Optional[str] = None
+    changes: list = dataclasses.field(default_factory=list)  # settings that differ from it (--force-resume)
+    finished: Optional[int] = None  # the folder holds this finished run with these settings: nothing to train
+    notes: List[str] = dataclasses.field(default_factory=list)
+
+
+def _final_state(output_dir):
+    """``(iteration, config)`` of the finished run in ``output_dir``, or None (also for a
+    ``model_final.pth`` that cannot be read: the checkpoints decide then)."""
+    path = os.path.join(output_dir, FINAL_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        final = load_checkpoint(path)
+        return int(final["iteration"]), Config.from_dict(final.get("config", {}))
+    except Exception:
+        return None
+
+
+def _changes_text(changes, where="in the checkpoint"):
+    return "; ".join(f"{name}: {before} {where}, {now} now" for name, before, now in changes)
+
+
+def plan_run(cfg, resume=None, force_resume=False):
+    """Decide, reading files only, what training ``cfg`` into its output folder does: resume from
+    which checkpoint with which changed settings, start afresh, or nothing (the folder holds the
+    finished run). Every refusal (an unfinished run not asked to resume, changed settings without
+    ``force_resume``, another model) is a ``TrainingError`` raised here, before any write.
+
+    ``resume``: None, "latest" or a checkpoint path; ``force_resume`` without ``resume`` means
+    "latest". A finished run is treated like a checkpoint: relaunched with other settings it is
+    refused with the changes listed, and ``force_resume`` continues it to a longer schedule."""
     output_dir = cfg.train.output_dir
-    if resume == "latest":
-        path, checkpoint = load_latest_checkpoint(output_dir)  # raises if every one is unreadable
-        if checkpoint is None:
-            log.info(f"no checkpoint in {output_dir} yet: starting from scratch")
-        return checkpoint, path
-    if resume:
-        return load_training_checkpoint(resume), resume
+    if resume not in (None, "latest"):
+        checkpoint = load_training_checkpoint(resume)
+        return RunPlan(checkpoint, resume, check_resumable(checkpoint, cfg, resume, force_resume))
+    final = _final_state(output_dir)
     existing = list_checkpoints(output_dir)
-    if existing:
-        raise TrainingError(f"{output_dir} holds checkpoints of an unfinished run (newest: "
-                            f"{existing[-1]}). Pass --resume to continue it, or set "
-                            "train.output_dir to a new folder to start another.")
-    return None, None
+    if final is not None and (not existing or final[0] >= checkpoint_iteration(existing[-1])):
+        return _plan_finished(cfg, *final, force_resume)
+    if resume is None and not force_resume:
+        if existing:
+            raise TrainingError(f"{output_dir} holds checkpoints of an unfinished run (newest: {existing[-1]}). Pass "
+                                "--resume to continue it, or set train.output_dir to a new folder to start another.")
+        return RunPlan()
+    path, checkpoint = load_latest_checkpoint(output_dir)  # raises if every one is unreadable
+    if checkpoint is None:
+        return RunPlan(notes=[f"no checkpoint in {output_dir} yet: starting from scratch"])
+    return RunPlan(checkpoint, path, check_resumable(checkpoint, cfg, path, force_resume))
+
+
+def _plan_finished(cfg, iteration, saved, force):
+    output_dir, max_iters = cfg.train.output_dir, cfg.train.max_iters
+    final_path = os.path.join(output_dir, FINAL_NAME)
+    changes = setting_changes(saved, cfg)
+    if not changes:
+        return RunPlan(finished=iteration)
+    text = _changes_text(changes, "in the run")
+    if any(name in ARCHITECTURE for name, _, _ in changes):
+        raise TrainingError(f"{output_dir} holds a finished run of another model ({text}). To train this one from "
+                            f"its weights, use --finetune-from {final_path} with a new train.output_dir.")
+    if not force:
+        longer = f" to train.max_iters={max_iters}" if max_iters > iteration else ""
+        raise TrainingError(f"{output_dir} holds a finished run ({iteration} iterations) trained with other settings "
+                            f"({text}). Set a new train.output_dir to train with them, or pass --force-resume to "
+                            f"continue this run with them{longer}.")
+    if max_iters <= iteration:
+        raise TrainingError(f"{output_dir} holds a finished run of {iteration} iterations: --force-resume cannot "
+                            f"continue it to train.max_iters={max_iters}, which it has passed. Set a new "
+                            "train.output_dir to train with the new settings.")
+    path, checkpoint = load_latest_checkpoint(output_dir)
+    if checkpoint is None or int(checkpoint["iteration"]) < iteration:
+        raise TrainingError(f"{output_dir} holds a finished run without its last checkpoint "
+                            f"(checkpoint_{iteration:06d}.pth: the optimiser's state), so it cannot be continued. "
+                            f"Start from its weights instead: --finetune-from {final_path} with a new "
+                            "train.output_dir.")
+    return RunPlan(checkpoint, path, check_resumable(checkpoint, cfg, path, force=True))
 
 
 def _lock_output_dir(output_dir, device, is_main):
@@ -461,18 +538,27 @@ def _lock_output_dir(output_dir, device, is_main):
     return lock, note
 
 
-def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False, progress=True):
+def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False, progress=True,
+          final_eval=False):
     """Train the model of ``cfg``. Returns ``(model, final_checkpoint_path)``; ``model`` is None
-    when the run had already finished (a rerun is a no-op).
+    when the folder already held the finished run (with the same settings: a rerun trains
+    nothing; see ``plan_run``).
 
     ``resume``: None to start afresh, "latest" for the newest readable checkpoint in
     ``cfg.train.output_dir`` (starting afresh if there is none), or a checkpoint path. The
-    output folder is locked for the run: a second run into it is refused.
+    output folder is locked for the run: a second run into it is refused. Nothing is written
+    into it before the run is accepted (its checkpoints and settings checked, its data found,
+    its model built); a refused launch into a new folder leaves no folder behind.
+
+    ``final_eval``: then evaluate ``eval.final_modes`` (``evaluate_after_training``), writing
+    the scores to the console, ``log.txt``, ``metrics.jsonl`` and ``results.json``; relaunching a
+    finished run shows them again (and evaluates it if it never was, or with other settings).
     """
     device = device if isinstance(device, torch.device) else distributed.resolve_device(device)
-    world_size = distributed.get_world_size()
+    world_size, is_main = distributed.get_world_size(), distributed.is_main_process()
     validate(cfg)  # a config built in code gets the checks of a config file
-    if not cfg.train.output_dir:
+    output_dir = cfg.train.output_dir
+    if not output_dir:
         raise TrainingError("train.output_dir is empty: name the folder for the checkpoints and logs")
     if finetune_from and not os.path.isfile(finetune_from):
         raise MissingFileError(f"weights file not found: {finetune_from} (--finetune-from)")
@@ -486,105 +572,109 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
     if cfg.train.sync_bn and device.type != "cuda" and world_size > 1:
         raise TrainingError("train.sync_bn=true needs CUDA GPUs (SyncBatchNorm runs over NCCL); "
                             "set train.sync_bn=false for several processes on the CPU")
-    lock, note = _lock_output_dir(cfg.train.output_dir, device, distributed.is_main_process())
-    log = None
+    check_output_dir(output_dir, "train.output_dir")
+    first_existing = _existing_ancestor(output_dir)
+    lock, lock_note = _lock_output_dir(output_dir, device, is_main)
+    log = RunLog(output_dir, enabled=is_main)  # its files are created when the run is accepted
+    accepted = False
     try:
-        final_path = os.path.join(cfg.train.output_dir, "model_final.pth")
-        done_before = finished_iteration(cfg.train.output_dir)
-        if done_before is not None and done_before >= cfg.train.max_iters:
-            if distributed.is_main_process():
-                print(f"{final_path} already holds the finished run ({done_before} iterations): nothing to do. "
-                      "Use another train.output_dir to train again.")
+        plan = plan_run(cfg, resume, force_resume)
+        final_path = os.path.join(output_dir, FINAL_NAME)
+        if plan.finished is not None:
+            accepted = _show_finished(cfg, plan.finished, device, log, final_eval, progress)
             return None, final_path
-        log = RunLog(cfg.train.output_dir, enabled=distributed.is_main_process())
-        return _loop(cfg, device, resume, finetune_from, force_resume, progress, note, log)
+        run, loader, eval_loader = _start(cfg, device, plan, finetune_from, log)
+        accepted = True
+        _accept(cfg, log, lock_note)
+        model = _loop(run, loader, eval_loader, log, progress)
+        if final_eval:
+            _final_evaluation(cfg, model, device, log, progress)
+        return model, final_path
     finally:
-        if log is not None:
-            log.close()
+        log.close()
         if lock is not None:
             lock.release()
+            if not accepted:
+                _remove_created(output_dir, first_existing, lock.path)
 
 
-def _loop(cfg, device, resume, finetune_from, force_resume, progress, lock_note, log):
-    rank, world_size = distributed.get_rank(), distributed.get_world_size()
-    is_main = rank == 0
+def _existing_ancestor(path):
+    path = os.path.abspath(path)
+    while not os.path.isdir(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _remove_created(output_dir, first_existing, lock_path):
+    """After a refused launch: remove the lock file and the folders made for it, if this launch
+    made them (the folder did not exist) and they are still empty."""
+    folder = os.path.abspath(output_dir)
+    if folder == first_existing:
+        return
+    try:
+        os.remove(lock_path)
+        while folder != first_existing:
+            os.rmdir(folder)
+            folder = os.path.dirname(folder)
+    except OSError:  # something else is in it now: it stays
+        pass
+
+
+def _accept(cfg, log, lock_note):
+    """The run is accepted: its log files, ``config.py``, and the clean-up of an interrupted save."""
+    log.open_files()
     output_dir = cfg.train.output_dir
     if lock_note:
         log.info(lock_note)
-    for path in remove_stale_temp_files(output_dir) if is_main else []:
-        log.info(f"removed {path}, left by an interrupted save")
-    if is_main:
+    if distributed.is_main_process():
+        for path in remove_stale_temp_files(output_dir):
+            log.info(f"removed {path}, left by an interrupted save")
         write_config(cfg, os.path.join(output_dir, "config.py"))
-    checkpoint, checkpoint_path = _choose_checkpoint(cfg, resume, log)
-    if checkpoint is not None:
-        changes = check_resumable(checkpoint, cfg, checkpoint_path, force_resume)
-        if changes:
-            text = "; ".join(f"{name} {before} -> {now}" for name, before, now in changes)
-            log.warning(f"resuming with changed settings, which apply from iteration {checkpoint['iteration']}: "
-                        f"{text}")
+
+
+def _start(cfg, device, plan, finetune_from, log):
+    """The run, its training loader and its evaluation loader (or None), from ``plan``; reads
+    files only (a wrong data root or a missing backbone stops the launch here)."""
+    rank, world_size = distributed.get_rank(), distributed.get_world_size()
+    for note in plan.notes:
+        log.info(note)
+    checkpoint = plan.checkpoint
+    if plan.changes:
+        text = "; ".join(f"{name} {before} -> {now}" for name, before, now in plan.changes)
+        log.warning(f"resuming with changed settings, which apply from iteration {checkpoint['iteration']}: {text}")
     # The data first: a wrong root or a bad file list stops the run before the model is built.
     start_iter = int(checkpoint["iteration"]) if checkpoint is not None else 0
     loader = build_train_loader(cfg, rank, world_size, start=start_iter * cfg.train.batch_size)
     eval_loader = build_eval_loader(cfg, rank, world_size) if cfg.train.eval_interval > 0 else None
     run = build_run(cfg, device, rank, world_size, checkpoint, finetune_from, log)
     if checkpoint is not None:
-        if os.path.abspath(os.path.dirname(checkpoint_path)) != os.path.abspath(output_dir):
+        if os.path.abspath(os.path.dirname(plan.path)) != os.path.abspath(cfg.train.output_dir):
             run.checkpoints = []  # the files it lists are another folder's, not this run's to prune
-        log.info(f"resumed from {checkpoint_path} at iteration {run.start_iter}")
+        log.info(f"resumed from {plan.path} at iteration {run.start_iter}")
+    return run, loader, eval_loader
+
+
+def _loop(run, loader, eval_loader, log, progress):
+    """Train ``run`` to ``train.max_iters``: a step per batch, its status checked, logged, and the
+    periodic evaluations and saves; ``model_final.pth`` at the end. Returns the model."""
+    cfg, device = run.cfg, run.device
     checkpointer = Checkpointer(run, log)
     log.info(f"training {cfg.model.name} for {cfg.train.max_iters} iterations from {run.start_iter} on "
-             f"{world_size} process(es), {device}, batch {cfg.train.batch_size}, amp {run.amp_dtype}")
+             f"{run.world_size} process(es), {device}, batch {cfg.train.batch_size}, amp {run.amp_dtype}")
     run.net.train()
     batches = iter(loader)
-    bar = tqdm(total=cfg.train.max_iters, initial=run.start_iter, desc="train", dynamic_ncols=True,
-               disable=not (progress and is_main))
-    window_start, window_images = time.perf_counter(), 0
-    bad_samples, skips_in_a_row = [], 0
-    with StopRequest() as stop:
+    skips_in_a_row = 0
+    with StopRequest() as stop, ProgressLog(run, log, progress) as progress_log:
         for iteration in range(run.start_iter, cfg.train.max_iters):
             batch = next(batches)
-            for error in batch.get("skipped", []):
-                bad_samples.append(error)
-                log.info(f"skipped a bad sample: {error}")
-            status = train_step(run, batch["image"], batch["label"], len(bad_samples), stop.signal_number > 0)
+            known = len(run.bad_samples)
+            status = train_step(run, batch["image"], batch["label"], batch.get("skipped", ()), stop.signal_number > 0)
             done = iteration + 1
-            if status.bad_samples > cfg.data.max_skipped_samples:
-                raise TrainingError(f"{status.bad_samples} bad samples were met, more than data.max_skipped_samples="
-                                    f"{cfg.data.max_skipped_samples}" + "".join(f"\n  {e}" for e in bad_samples[:20]))
-            if status.non_finite and not run.scaler.is_enabled():
-                raise TrainingError(
-                    f"non-finite loss at iteration {done} on {status.non_finite} process(es), before the optimiser "
-                    f"step (lr {status.lrs[0]:.3g}); the last good checkpoint is kept. Lower train.base_lr, or check "
-                    "that every label is a class id or the ignore index.")
-            if status.skipped:
-                skips_in_a_row += 1
-                log.info(f"iter {done}: {status.skipped} overflowed in fp16; step skipped, loss scale "
-                         f"{status.loss_scale_before:g} -> {status.loss_scale:g} ({skips_in_a_row} in a row)")
-                log.record(iteration=done, skipped_step=status.skipped, loss_scale=status.loss_scale)
-                if skips_in_a_row >= cfg.train.max_consecutive_skips:
-                    raise TrainingError(
-                        f"{skips_in_a_row} steps in a row overflowed in fp16 (iterations {done - skips_in_a_row + 1}-"
-                        f"{done}; the loss scale fell to {status.loss_scale:g}); the last good checkpoint is kept. "
-                        "Lower train.base_lr, check the labels, or train in bf16 (train.amp_dtype=bf16) or fp32 "
-                        "(train.amp=false).")
-            else:
-                skips_in_a_row = 0
-            window_images += cfg.train.batch_size
-            bar.update(1)
-            if done % cfg.train.log_interval == 0 or done == cfg.train.max_iters or done == run.start_iter + 1:
-                speed = window_images / max(time.perf_counter() - window_start, 1e-9)
-                window_start, window_images = time.perf_counter(), 0
-                main, aux = status.losses[0], status.losses[1:]
-                lr_text = "/".join(f"{lr:.2e}" for lr in status.lrs)
-                bar.set_postfix_str(f"loss {main:.3f} aux {','.join(f'{v:.3f}' for v in aux)} lr {lr_text} "
-                                    f"{speed:.1f} img/s")
-                norm = {} if status.grad_norm is None else {"grad_norm": float(status.grad_norm)}
-                log.record(iteration=done, loss=main, aux_losses=aux, images_per_s=speed,
-                           lr={g["name"]: lr for g, lr in zip(run.optimizer.param_groups, status.lrs)}, **norm)
-                log.info(f"iter {done}/{cfg.train.max_iters} loss {main:.4f} aux {','.join(f'{v:.4f}' for v in aux)} "
-                         f"lr {lr_text} " + (f"grad norm {norm['grad_norm']:.3g} " if norm else "")
-                         + f"{speed:.1f} img/s "
-                         f"eta {bar.format_interval((cfg.train.max_iters - done) * cfg.train.batch_size / speed)}")
+            for error in list(run.bad_samples)[known:]:
+                log.info(f"skipped a bad sample: {error}")
+            skips_in_a_row = skips_in_a_row + 1 if status.skipped else 0
+            _check_status(run, status, done, skips_in_a_row, log)
+            progress_log.step(done, status)
             evaluating = eval_loader is not None and done % cfg.train.eval_interval == 0
             saving = done % cfg.train.checkpoint_interval == 0 or done == cfg.train.max_iters or status.stop
             if evaluating or saving:
@@ -594,31 +684,167 @@ def _loop(cfg, device, resume, finetune_from, force_resume, progress, lock_note,
             if saving:
                 checkpointer.save(done, interrupted=status.stop)
             if status.stop:
-                bar.close()
+                progress_log.close()
                 log.info(f"stopped by a signal at iteration {done}; checkpoint saved")
-                raise TrainingInterrupted(f"stopped at iteration {done}: checkpoint saved in {output_dir}; "
+                raise TrainingInterrupted(f"stopped at iteration {done}: checkpoint saved in {cfg.train.output_dir}; "
                                           "run the same command with --resume to continue",
                                           stop.signal_number or signal.SIGTERM)
-    bar.close()
-    if bad_samples:
-        log.warning(f"{len(bad_samples)} bad sample(s) were skipped (listed in {output_dir}/log.txt)")
-    checkpointer.save_weights("model_final.pth", cfg.train.max_iters)
-    return run.model, os.path.join(output_dir, "model_final.pth")
+    if run.bad_samples:
+        log.warning(f"{len(run.bad_samples)} bad sample(s) were skipped (listed in {cfg.train.output_dir}/log.txt)")
+    checkpointer.save_weights(FINAL_NAME, cfg.train.max_iters)
+    return run.model
 
 
-def evaluate_after_training(cfg, model, device=None, progress=True):
-    """The validation scores in each of ``eval.final_modes``, printed as the reference does
-    (one table, the modes side by side). With ``train.ema_decay`` the EMA weights that
+def _check_status(run, status, done, skips_in_a_row, log):
+    """Stop the run (every process alike: the status is theirs together) on too many bad
+    samples, a non-finite loss outside fp16, or too many fp16 overflows in a row; log a skip."""
+    cfg = run.cfg
+    if status.bad_samples > cfg.data.max_skipped_samples:
+        raise TrainingError(f"{status.bad_samples} distinct bad samples were met, more than "
+                            f"data.max_skipped_samples={cfg.data.max_skipped_samples}"
+                            + "".join(f"\n  {e}" for e in list(run.bad_samples)[:20]))
+    if status.non_finite and not run.scaler.is_enabled():
+        raise TrainingError(
+            f"non-finite loss at iteration {done} on {status.non_finite} process(es), before the optimiser "
+            f"step (lr {status.lrs[0]:.3g}); the last good checkpoint is kept. Lower train.base_lr, or check "
+            "that every label is a class id or the ignore index.")
+    if not status.skipped:
+        return
+    log.info(f"iter {done}: {status.skipped} overflowed in fp16; step skipped, loss scale "
+             f"{status.loss_scale_before:g} -> {status.loss_scale:g} ({skips_in_a_row} in a row)")
+    log.record(iteration=done, skipped_step=status.skipped, loss_scale=status.loss_scale)
+    if skips_in_a_row >= cfg.train.max_consecutive_skips:
+        raise TrainingError(
+            f"{skips_in_a_row} steps in a row overflowed in fp16 (iterations {done - skips_in_a_row + 1}-"
+            f"{done}; the loss scale fell to {status.loss_scale:g}); the last good checkpoint is kept. "
+            "Lower train.base_lr, check the labels, or train in bf16 (train.amp_dtype=bf16) or fp32 "
+            "(train.amp=false).")
+
+
+class ProgressLog:
+    """The progress bar (main process only) and, every ``train.log_interval`` steps, the losses,
+    LRs and throughput: an ``iter`` line in the log and a record in ``metrics.jsonl``."""
+
+    def __init__(self, run, log, progress):
+        self.run, self.log = run, log
+        self.bar = tqdm(total=run.cfg.train.max_iters, initial=run.start_iter, desc="train", dynamic_ncols=True,
+                        disable=not (progress and run.is_main))
+        self.window_start, self.window_images = time.perf_counter(), 0
+
+    def step(self, done, status):
+        cfg = self.run.cfg
+        self.window_images += cfg.train.batch_size
+        self.bar.update(1)
+        if not (done % cfg.train.log_interval == 0 or done == cfg.train.max_iters or done == self.run.start_iter + 1):
+            return
+        speed = self.window_images / max(time.perf_counter() - self.window_start, 1e-9)
+        self.window_start, self.window_images = time.perf_counter(), 0
+        main, aux = status.losses[0], status.losses[1:]
+        lr_text = "/".join(f"{lr:.2e}" for lr in status.lrs)
+        self.bar.set_postfix_str(f"loss {main:.3f} aux {','.join(f'{v:.3f}' for v in aux)} lr {lr_text} "
+                                 f"{speed:.1f} img/s")
+        norm = {} if status.grad_norm is None else {"grad_norm": float(status.grad_norm)}
+        groups = self.run.optimizer.param_groups
+        self.log.record(iteration=done, loss=main, aux_losses=aux, images_per_s=speed,
+                        lr={g["name"]: lr for g, lr in zip(groups, status.lrs)}, **norm)
+        eta = self.bar.format_interval((cfg.train.max_iters - done) * cfg.train.batch_size / speed)
+        self.log.info(f"iter {done}/{cfg.train.max_iters} loss {main:.4f} aux {','.join(f'{v:.4f}' for v in aux)} "
+                      f"lr {lr_text} " + (f"grad norm {norm['grad_norm']:.3g} " if norm else "")
+                      + f"{speed:.1f} img/s eta {eta}")
+
+    def close(self):
+        self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()  # before an error's message, not after it at exit
+
+
+def _eval_settings(cfg):
+    """The settings that decide the evaluation after training, as JSON stores them."""
+    settings = {key: getattr(cfg.eval, key) for key in ("final_modes", "scales", "crop_size", "protocol", "short_side")}
+    return json.loads(json.dumps({**settings, "ema": cfg.train.ema_decay > 0}))
+
+
+def _read_results(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _show_finished(cfg, iteration, device, log, final_eval, progress):
+    """A relaunched finished run: show its evaluation again, or evaluate it when it never was
+    (interrupted, --no-eval) or was with other eval settings. Returns whether files were written."""
+    output_dir = cfg.train.output_dir
+    final_path, results_path = os.path.join(output_dir, FINAL_NAME), os.path.join(output_dir, RESULTS_NAME)
+    saved = _read_results(results_path)
+    header = (f"{final_path} already holds this run, finished ({iteration} iterations, the same settings): "
+              "nothing to train")
+    if saved is not None and (not final_eval or saved.get("eval") == _eval_settings(cfg)):
+        log.info(f"{header}. Its evaluation after training ({results_path}):\n{saved['report']}")
+        return False
+    if not final_eval:
+        log.info(f"{header}.")
+        return False
+    why = "with the new eval settings" if saved is not None else "(it was not evaluated after training)"
+    log.info(f"{header}; evaluating it {why}")
+    log.open_files()
+    model = build_model(cfg)
+    model.load_state_dict(read_state_dict(final_path))
+    _final_evaluation(cfg, model.to(device), device, log, progress)
+    return True
+
+
+def _final_evaluation(cfg, model, device, log, progress):
+    """``evaluate_after_training`` into the run's files; Ctrl-C says what was kept."""
+    try:
+        evaluate_after_training(cfg, model, device, log, progress)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted during the evaluation after training; the trained model is saved in "
+                                  f"{os.path.join(cfg.train.output_dir, FINAL_NAME)}: run the same command again to "
+                                  "evaluate it", signal.SIGINT) from None
+
+
+def evaluate_after_training(cfg, model, device=None, log=None, progress=True):
+    """The validation scores in each of ``eval.final_modes``, shown as the reference does (one
+    table, the modes side by side). With ``train.ema_decay`` the EMA weights that
     ``model_final.pth`` holds are scored too, in columns "<mode> ema" after those of ``model``
-    (the trained weights). Returns ``{column name: scores}``."""
+    (the trained weights). With a run's ``log`` the table also goes to ``log.txt``, the scores
+    to ``metrics.jsonl`` and, with the table, to ``results.json``; without, it is printed.
+    Returns ``{column name: scores}``."""
     device = device if isinstance(device, torch.device) else distributed.resolve_device(device)
     modes = [mode_settings(name, cfg.eval) for name in cfg.eval.final_modes]
+    final_path = os.path.join(cfg.train.output_dir, FINAL_NAME)
     results = evaluate_modes(cfg, model, device, modes, progress=progress)
     if cfg.train.ema_decay > 0:
         ema = copy.deepcopy(model)
-        ema.load_state_dict(read_state_dict(os.path.join(cfg.train.output_dir, "model_final.pth"), ema=True))
+        ema.load_state_dict(read_state_dict(final_path, ema=True))
         scores = evaluate_modes(cfg, ema, device, modes, progress=progress)
         results.update({f"{name} ema": result for name, result in scores.items()})
         modes = modes * 2
-    report(results, modes, cfg.data.class_names)
+    text = report_text(results, modes, cfg.data.class_names)
+    if log is None:
+        if distributed.is_main_process():
+            print(text)
+        return results
+    names = cfg.data.class_names
+    log.info(text)
+    log.record(iteration=cfg.train.max_iters, final_evaluation={
+        column: {**{key: _number(result[key]) for key in ("miou", "fwiou", "macc", "aacc")},
+                 "iou": {name: _number(value) for name, value in zip(names, result["iou"])}}
+        for column, result in results.items()})
+    if distributed.is_main_process():
+        path = write_json(os.path.join(cfg.train.output_dir, RESULTS_NAME), {
+            "iteration": cfg.train.max_iters, "weights": final_path, "eval": _eval_settings(cfg), "report": text,
+            "modes": {column: result_to_dict(result, names, mode=column, **plain_settings(settings))
+                      for (column, result), settings in zip(results.items(), modes)}})
+        log.info(f"wrote {path}")
     return results
+
+
+def _number(value):
+    return float(value) if math.isfinite(value) else None
