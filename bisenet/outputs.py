@@ -68,9 +68,10 @@ def _probe(folder, path, what):
 def _check_folder(folder, path, what):
     """Refuse ``path`` (``folder`` or a file in it) if ``folder`` could not take files."""
     ancestor = _existing_ancestor(folder)
+    if ancestor == os.path.abspath(path) and not os.path.isdir(ancestor):
+        raise OutputError(f"{what} {path} is a file, not a folder; choose another path")
     if not os.path.isdir(ancestor):
-        where = "is a file" if ancestor == os.path.abspath(path) else f"cannot be created: {ancestor} is a file"
-        raise OutputError(f"{what} {path} {where}, not a folder; choose another path")
+        raise OutputError(f"cannot write {what} {path}: {ancestor} is a file, not a folder")
     _probe(ancestor, path, what)
     return path
 

@@ -3,7 +3,7 @@ import os
 
 import cv2
 
-from conftest import run_tool
+from conftest import run_tool, run_with_mounts, tool_argv
 
 
 def test_train_evaluate_demo(synthetic_root, tmp_path):
@@ -31,3 +31,52 @@ def test_train_evaluate_demo(synthetic_root, tmp_path):
     for suffix in ("color", "overlay"):
         written = cv2.imread(str(tmp_path / "demo" / f"frankfurt_000000_000019_leftImg8bit_{suffix}.png"))
         assert written is not None and written.shape == cv2.imread(image).shape
+
+
+def refused_quietly(result, path):
+    """Exit 1 with one line naming ``path``, no traceback."""
+    lines = result.stderr.strip().splitlines()
+    return (result.returncode == 1 and "Traceback" not in result.stderr and len(lines) == 1
+            and str(path) in lines[0]), result.stderr
+
+
+def test_every_output_path_is_checked_before_the_work(synthetic_root, trained_tiny, tmp_path):
+    """A file where a folder is meant, or a folder where a file is meant: one sentence before
+    any work, and nothing written."""
+    cfg, _, weights = trained_tiny
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    common = ["--config", "configs/bisenetv1_synthetic.py", f"data.root={synthetic_root}", "data.num_workers=0",
+              "eval.num_workers=0"]
+    metrics = os.path.join(cfg.train.output_dir, "metrics.jsonl")
+    cases = [
+        ("train.py", [*common, f"train.output_dir={taken}", "train.max_iters=2", "train.warmup_iters=1"], taken),
+        ("train.py", [*common, f"train.output_dir={taken / 'run'}", "train.max_iters=2", "train.warmup_iters=1"],
+         taken),
+        ("plot_log.py", [metrics, "--out", folder], folder),
+        ("browse_dataset.py", [*common, "--out", taken], taken),
+        ("plot_results.py", [metrics, "--out", taken], taken),
+        ("check_dataset.py", [*common, "--plots", taken], taken),
+        ("convert_checkpoint.py", ["--from", "coincheung", weights, folder], folder),
+        ("make_synthetic_cityscapes.py", ["--root", taken / "data"], taken),
+        ("prepare_camvid.py", ["--images", tmp_path, "--labels", tmp_path, "--split-from", tmp_path, "--root", taken],
+         taken),
+    ]
+    for tool, args, path in cases:
+        result = run_tool(tool, *args)
+        ok, stderr = refused_quietly(result, path)
+        assert ok, (tool, stderr)
+        assert taken.read_text() == "mine" and os.listdir(folder) == [], tool
+    assert sorted(os.listdir(tmp_path)) == ["folder", "taken"]
+
+
+def test_a_read_only_output_folder_is_refused_before_training(synthetic_root, tmp_path):
+    disk = tmp_path / "readonly"
+    result = run_with_mounts(tool_argv("train.py", "--config", "configs/bisenetv1_synthetic.py",
+                                       f"data.root={synthetic_root}", f"train.output_dir={disk / 'run'}"),
+                             {disk: "ro"})
+    ok, stderr = refused_quietly(result, disk / "run")
+    assert ok, stderr
+    assert f"cannot write train.output_dir {disk / 'run'}: {disk} is not writable (Read-only file system)" in stderr

@@ -12,6 +12,7 @@ written under it. The same config and seed always give the same pictures.
 import os
 
 from bisenet.cli import config_parser, parse_args, positive_int, run, tool_config
+from bisenet.outputs import check_output_dir
 from bisenet.plots import require_matplotlib
 from bisenet.plots.browse import browse
 
@@ -34,7 +35,7 @@ def main(argv=None):
     require_matplotlib("browsing a dataset")
     if args.step < 0 or (args.step and args.split != "train"):
         parser.error(f"--step {args.step}: a training step (0 or more), with --split train only")
-    out = args.out or os.path.join(cfg.train.output_dir, "browse")
+    out = check_output_dir(args.out or os.path.join(cfg.train.output_dir, "browse"), "--out")
     grids = browse(cfg, out, args.split, args.num, args.per_grid, args.step, args.panel_size)
     for grid in grids:
         print(f"wrote {grid.path} ({len(grid.samples)} samples)")

@@ -10,6 +10,7 @@ import sys
 
 from bisenet.cli import config_parser, parse_args, positive_int, run, tool_config
 from bisenet.data.check import check_dataset, format_report
+from bisenet.outputs import check_output_dir
 from bisenet.plots import require_matplotlib
 from bisenet.plots.statistics import write_dataset_plots
 
@@ -29,6 +30,7 @@ def main(argv=None):
     cfg = tool_config(args)
     if args.plots:
         require_matplotlib("check_dataset --plots")  # before the scan, not after it
+        check_output_dir(args.plots, "--plots")
     splits = args.splits or [cfg.data.train_split, cfg.data.val_split]
     report = check_dataset(cfg.data, cfg.model.num_classes, splits, args.workers)
     print(format_report(report))

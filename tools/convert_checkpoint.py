@@ -8,7 +8,7 @@ matching published config is stored with the weights, or --config's, which must 
 from bisenet.checkpoint import CONVERTERS, CheckpointError, read_state_dict, save_checkpoint
 from bisenet.cli import ToolParser, run
 from bisenet.config import load_config
-from bisenet.errors import UserError
+from bisenet.outputs import check_output_file
 from bisenet.weights import convert_reference
 
 
@@ -21,6 +21,7 @@ def main(argv=None):
     parser.add_argument("dst", help="the converted checkpoint to write")
     args = parser.parse_args(argv)
     cfg = load_config(args.config) if args.config else None
+    check_output_file(args.dst, "DST")
     try:
         state, notes, cfg = convert_reference(read_state_dict(args.src), args.src, cfg)
     except CheckpointError as exc:
@@ -28,11 +29,7 @@ def main(argv=None):
         raise CheckpointError(message if args.src in message else f"{args.src}: {message}") from None
     for note in notes:
         print(f"note: {note}")
-    try:
-        save_checkpoint({"model": state, "config": cfg.to_dict(), "converted_from": args.source_format}, args.dst)
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename and exc.filename != args.dst else ""
-        raise UserError(f"cannot write {args.dst}: {exc.strerror or exc}{where}") from None
+    save_checkpoint({"model": state, "config": cfg.to_dict(), "converted_from": args.source_format}, args.dst)
     print(f"converted {len(state)} entries ({cfg.model.name}, {cfg.model.num_classes} classes) from {args.src} "
           f"to {args.dst}")
 

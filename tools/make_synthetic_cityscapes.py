@@ -4,7 +4,7 @@
 """
 from bisenet.cli import ToolParser, positive_int, run
 from bisenet.data.synthetic import make_synthetic_cityscapes
-from bisenet.errors import UserError
+from bisenet.outputs import check_output_dir
 
 
 def main(argv=None):
@@ -17,10 +17,7 @@ def main(argv=None):
                         help="image size (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     args = parser.parse_args(argv)
-    try:
-        make_synthetic_cityscapes(args.root, args.train, args.val, *args.size, seed=args.seed)
-    except OSError as exc:
-        raise UserError(f"cannot write the dataset into {args.root}: {exc.strerror or exc} ({exc.filename})") from None
+    make_synthetic_cityscapes(check_output_dir(args.root, "--root"), args.train, args.val, *args.size, seed=args.seed)
     print(f"wrote {args.train} train and {args.val} val images to {args.root}")
 
 

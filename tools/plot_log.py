@@ -7,6 +7,7 @@ import os
 from bisenet.cli import ToolParser, run
 from bisenet.engine.logs import plot_metrics
 from bisenet.errors import MissingFileError
+from bisenet.outputs import check_output_file
 
 
 def main(argv=None):
@@ -17,7 +18,7 @@ def main(argv=None):
     metrics = args.run if args.run.endswith(".jsonl") else os.path.join(args.run, "metrics.jsonl")
     if not os.path.isfile(metrics):
         raise MissingFileError(f"{metrics} not found; it is written by tools/train.py into train.output_dir")
-    out = args.out or os.path.join(os.path.dirname(metrics), "curves.png")
+    out = check_output_file(args.out or os.path.join(os.path.dirname(metrics), "curves.png"), "--out")
     print(f"wrote {plot_metrics(metrics, out)}")
 
 

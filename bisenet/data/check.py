@@ -5,11 +5,11 @@ from multiprocessing import Pool
 
 import numpy as np
 from tabulate import tabulate
-from tqdm import tqdm
 
 from bisenet.data.catalog import diagnose
 from bisenet.data.dataset import read_list_file, scan_pairs
 from bisenet.data.io import ColourLabelError, DatasetError, LabelDecoder, describe, read_image, read_label_raw
+from bisenet.progress import progress_bar
 
 
 def _inspect(job):
@@ -70,7 +70,7 @@ def check_dataset(data_cfg, num_classes, splits, workers=None, progress=True):
         jobs = [(image, label, decoder) for image, label in pairs]
         with Pool(workers or os.cpu_count()) as pool:
             results = pool.imap_unordered(_inspect, jobs, chunksize=4)
-            for result in tqdm(results, total=len(jobs), desc=f"check {split}", disable=not progress):
+            for result in progress_bar(results, progress, total=len(jobs), desc=f"check {split}"):
                 for kind, message in result["faults"]:
                     report["faults"].append((split, result["image"], kind, message))
                 if "size" in result:

@@ -6,24 +6,19 @@ reference implementation's list files). CamVid: the original 960x720 release's c
 labels re-encoded as 11-class ids in SegNet's layout, which the CamVid configs read.
 """
 import os
-import shutil
 from multiprocessing import Pool
-
-import cv2
-from tqdm import tqdm
 
 from bisenet.data import camvid
 from bisenet.data.cityscapes import LABEL_MAP
 from bisenet.data.dataset import scan_pairs
 from bisenet.data.io import DatasetError, LabelDecoder, read_image
+from bisenet.outputs import write_bytes, write_image, write_text
+from bisenet.progress import progress_bar
 
 
 def _write_train_ids(job):
     label_path, decoder = job
-    out = label_path.replace("_labelIds.png", "_labelTrainIds.png")
-    if not cv2.imwrite(out, decoder(label_path)):
-        raise OSError(f"could not write {out}")
-    return out
+    return write_image(label_path.replace("_labelIds.png", "_labelTrainIds.png"), decoder(label_path))
 
 
 def prepare_cityscapes(data_cfg, splits, workers=None, progress=True):
@@ -36,14 +31,13 @@ def prepare_cityscapes(data_cfg, splits, workers=None, progress=True):
         pairs = scan_pairs(data_cfg, split)
         jobs = [(label, decoder) for _, label in pairs]
         with Pool(workers or os.cpu_count()) as pool:
-            outputs = list(tqdm(pool.imap(_write_train_ids, jobs, chunksize=8), total=len(jobs),
-                                desc=f"trainIds {split}", disable=not progress))
+            outputs = list(progress_bar(pool.imap(_write_train_ids, jobs, chunksize=8), progress, total=len(jobs),
+                                        desc=f"trainIds {split}"))
         for name, labels in ((f"{split}.txt", [label for _, label in pairs]), (f"{split}_trainids.txt", outputs)):
-            path = os.path.join(data_cfg.root, name)
-            with open(path, "w") as f:
-                for (image, _), label in zip(pairs, labels):
-                    f.write(f"{os.path.relpath(image, data_cfg.root)},{os.path.relpath(label, data_cfg.root)}\n")
-            written.append(path)
+            relative = [(os.path.relpath(image, data_cfg.root), os.path.relpath(label, data_cfg.root))
+                        for (image, _), label in zip(pairs, labels)]
+            written.append(write_text(os.path.join(data_cfg.root, name),
+                                      "".join(f"{image},{label}\n" for image, label in relative)))
     return written
 
 
@@ -67,10 +61,9 @@ def _convert_camvid(job):
                            "LabelApproved_full?")
     if read_image(image_path).shape[:2] != ids.shape:
         raise DatasetError(f"{image_path} and {label_path} differ in size")
-    shutil.copyfile(image_path, image_out)
-    if not cv2.imwrite(label_out, ids):
-        raise OSError(f"could not write {label_out}")
-    return label_out
+    with open(image_path, "rb") as f:
+        write_bytes(image_out, f.read())
+    return write_image(label_out, ids)
 
 
 def prepare_camvid(images_dir, labels_dir, out_root, splits, workers=None, progress=True):
@@ -81,8 +74,6 @@ def prepare_camvid(images_dir, labels_dir, out_root, splits, workers=None, progr
     pairs written per split."""
     jobs, counts, missing = [], {}, []
     for split, names in splits.items():
-        os.makedirs(os.path.join(out_root, split), exist_ok=True)
-        os.makedirs(os.path.join(out_root, split + "annot"), exist_ok=True)
         counts[split] = len(names)
         for name in names:
             stem = os.path.splitext(name)[0]
@@ -93,7 +84,7 @@ def prepare_camvid(images_dir, labels_dir, out_root, splits, workers=None, progr
     if missing:
         raise DatasetError(f"{len(missing)} file(s) of the split are missing, e.g. {', '.join(missing[:3])}")
     with Pool(workers or os.cpu_count()) as pool:
-        for _ in tqdm(pool.imap_unordered(_convert_camvid, jobs, chunksize=4), total=len(jobs), desc="camvid",
-                      disable=not progress):
+        for _ in progress_bar(pool.imap_unordered(_convert_camvid, jobs, chunksize=4), progress, total=len(jobs),
+                              desc="camvid"):
             pass
     return counts

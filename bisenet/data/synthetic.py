@@ -9,9 +9,10 @@ import os
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from bisenet.data.cityscapes import LABELS, TRAIN_LABELS
+from bisenet.outputs import write_image
+from bisenet.progress import progress_bar
 
 CITIES = {"train": ("aachen", "bochum", "bremen"), "val": ("frankfurt", "lindau")}
 
@@ -124,7 +125,7 @@ def make_synthetic_cityscapes(root, num_train=30, num_val=10, height=256, width=
             official_colors[label.id] = label.color
     written = []
     jobs = [(split, i) for split, count in (("train", num_train), ("val", num_val)) for i in range(count)]
-    for split, i in tqdm(jobs, desc="synthetic cityscapes", disable=not progress):
+    for split, i in progress_bar(jobs, progress, desc="synthetic cityscapes"):
         rng = np.random.default_rng([seed, 0 if split == "train" else 1, i])
         cities = CITIES[split]
         city = cities[i % len(cities)]
@@ -132,18 +133,11 @@ def make_synthetic_cityscapes(root, num_train=30, num_val=10, height=256, width=
         label, instance, image = render_scene(rng, height, width)
         image_dir = os.path.join(root, "leftImg8bit", split, city)
         label_dir = os.path.join(root, "gtFine", split, city)
-        os.makedirs(image_dir, exist_ok=True)
-        os.makedirs(label_dir, exist_ok=True)
-        _write(os.path.join(image_dir, f"{stem}_leftImg8bit.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        write_image(os.path.join(image_dir, f"{stem}_leftImg8bit.png"), image)
         label_path = os.path.join(label_dir, f"{stem}_gtFine_labelIds.png")
-        _write(label_path, label)
-        _write(os.path.join(label_dir, f"{stem}_gtFine_instanceIds.png"), instance.astype(np.uint16))
-        color = cv2.cvtColor(official_colors[label], cv2.COLOR_RGB2BGR)
-        _write(os.path.join(label_dir, f"{stem}_gtFine_color.png"), color)
+        write_image(label_path, label)
+        write_image(os.path.join(label_dir, f"{stem}_gtFine_instanceIds.png"), instance.astype(np.uint16))
+        write_image(os.path.join(label_dir, f"{stem}_gtFine_color.png"), official_colors[label])
         written.append(label_path)
     return written
 
-
-def _write(path, image):
-    if not cv2.imwrite(path, image):
-        raise OSError(f"could not write {path}")

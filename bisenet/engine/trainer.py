@@ -22,7 +22,6 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn as nn
-from tqdm import tqdm
 
 from bisenet import distributed
 from bisenet.checkpoint import (
@@ -58,6 +57,7 @@ from bisenet.lr_scheduler import WarmupPolyLR
 from bisenet.models import build_model
 from bisenet.optim import build_optimizer
 from bisenet.outputs import check_output_dir, write_json
+from bisenet.progress import progress_bar
 
 
 class TrainingError(UserError):
@@ -727,8 +727,8 @@ class ProgressLog:
 
     def __init__(self, run, log, progress):
         self.run, self.log = run, log
-        self.bar = tqdm(total=run.cfg.train.max_iters, initial=run.start_iter, desc="train", dynamic_ncols=True,
-                        disable=not (progress and run.is_main))
+        self.bar = progress_bar(total=run.cfg.train.max_iters, initial=run.start_iter, desc="train",
+                                enabled=progress)
         self.window_start, self.window_images = time.perf_counter(), 0
 
     def step(self, done, status):
