@@ -212,3 +212,15 @@ def test_sigterm_exit_code_is_that_of_the_signal(synthetic_root, tmp_path):
     output, _ = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 128 + signal.SIGTERM, output[-3000:]
     assert load_checkpoint(str(next(tmp_path.glob("checkpoint_*.pth"))))["interrupted"] is True
+
+
+def test_a_bad_file_counts_once_over_processes_and_epochs(synthetic_copy, tmp_path):
+    # 6 training images, 4 per step over 2 processes: 6 steps are 4 epochs, the broken file met
+    # in each, by either process. One distinct bad file is within data.max_skipped_samples=1.
+    broken = sorted((synthetic_copy / "leftImg8bit" / "train").rglob("*.png"))[2]
+    broken.write_bytes(b"")
+    result = run(command(synthetic_copy, tmp_path / "run", 2, "train.max_iters=6", "data.max_skipped_samples=1"))
+    assert "1 bad sample(s) were skipped" in result.stdout
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert log.count("skipped a bad sample") == 1 and broken.name in log
+    assert load_checkpoint(str(tmp_path / "run" / "model_final.pth"))["iteration"] == 6
