@@ -7,7 +7,6 @@ import os
 import cv2
 import numpy as np
 import pytest
-from layouts import make_ade20k, make_camvid, make_camvid_original, make_cocostuff
 
 from bisenet.config import load_config
 from bisenet.data import ade20k, camvid, cocostuff
@@ -15,6 +14,7 @@ from bisenet.data.dataset import SegmentationDataset
 from bisenet.data.io import LabelDecoder
 
 from conftest import REPO, run_tool
+from layouts import make_ade20k, make_camvid, make_camvid_original, make_cocostuff
 
 MISSING = [11, 25, 28, 29, 44, 65, 67, 68, 70, 82, 90]  # the list of unannotated thing ids
 
