@@ -11,6 +11,7 @@ Writes <name>_confusion_matrix.png (evaluations only) and <name>_iou.png for eac
 <first>_vs_<other>.png comparing the first result with each of the others.
 """
 from bisenet.cli import ToolParser, run
+from bisenet.outputs import check_output_dir
 from bisenet.plots import require_matplotlib
 from bisenet.plots.evaluation import ResultsFileError, read_scores, write_result_plots
 
@@ -21,6 +22,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, metavar="DIR", help="where the PNGs go")
     args = parser.parse_args(argv)
     require_matplotlib("plotting evaluation results")
+    check_output_dir(args.out, "--out")
     results = []
     for spec in args.results:
         scores = read_scores(spec)
