@@ -212,12 +212,14 @@ def resolve_weights(cfg, weights, command=None):
     path = weights or os.path.join(cfg.train.output_dir, "model_final.pth")
     if not os.path.isfile(path):
         published = ", ".join(name for name, entry in PUBLISHED.items() if entry.config)
-        runs = trained_models(os.path.dirname(os.path.normpath(cfg.train.output_dir))) if weights is None else []
+        parent = os.path.dirname(os.path.normpath(cfg.train.output_dir))
+        runs = trained_models(parent) if weights is None else []
         if runs:
             lines = [shlex.join([*(command or []), *(["--config", config] if config else []), "--weights", found])
                      for found, config in runs]
-            raise MissingFileError(f"weights {path} not found (the default of the config's train.output_dir); "
-                                   f"trained models found beside it, to use with:\n  " + "\n  ".join(lines))
+            raise MissingFileError(f"weights {path} not found (the final weights of the config's train.output_dir); "
+                                   f"to use a model trained under {parent or '.'}{os.sep}, run:\n  "
+                                   + "\n  ".join(lines))
         raise MissingFileError(f"weights {path} not found; train first (tools/train.py), pass --weights PATH, or a "
                                f"published model by name ({published})")
     return path
