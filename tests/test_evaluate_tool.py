@@ -18,7 +18,7 @@ from bisenet.data.cityscapes import CLASS_NAMES
 from bisenet.engine.evaluator import evaluate
 from bisenet.models.bisenetv1 import BiSeNetV1
 
-from conftest import REPO, listed_files, run_tool, run_with_mounts, then_list_files, tool_argv
+from conftest import REPO, checkout_env, listed_files, run_tool, run_with_mounts, then_list_files, tool_argv
 
 
 class ColourClassifier(nn.Module):
@@ -94,7 +94,7 @@ def test_two_processes_equal_one(synthetic_root, weights, tmp_path):
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           os.path.join(REPO, "tools", "evaluate.py"),
                           *evaluate_args(synthetic_root, weights, tmp_path / "two.json", "--flip")],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                         cwd=REPO, env=checkout_env(env), capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr
     assert "2 process(es)" in two.stdout and "1 process(es)" in one.stdout
     one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
