@@ -163,7 +163,14 @@ def load_weights(model, path):
     report = format_mismatch(missing, unexpected, mismatched)
     if report:
         hint = ""
-        if len(missing) == len(model.state_dict()):
+        theirs, ours = _architecture_or_none(state), _architecture_or_none(model.state_dict())
+        if theirs and ours and theirs[0] != ours[0]:
+            name, classes = ARCHITECTURE_NAMES[theirs[0]], theirs[1]
+            dataset = DATASET_OF_CLASSES.get(classes)
+            example = f"configs/{theirs[0]}_{dataset}.py" if dataset else f"configs/{theirs[0]}_*.py"
+            hint = (f"\nThese are {name} weights ({classes} classes); pass a {name} config, e.g. {example}, or the "
+                    "config.py saved beside them")
+        elif len(missing) == len(model.state_dict()):
             hint = ("\nNo name matches: if this is another implementation's checkpoint, convert it with "
                     "tools/convert_checkpoint.py")
         classes = {(theirs[0], ours[0]) for _, theirs, ours in mismatched if theirs[1:] == ours[1:]}
@@ -324,6 +331,16 @@ CONVERTERS["coincheung"] = convert_coincheung
 
 # The classifier of each architecture, whose first dimension is the class count.
 CLASSIFIERS = {"bisenetv1": "conv_out.conv_out.weight", "bisenetv2": "head.conv_out.1.weight"}
+ARCHITECTURE_NAMES = {"bisenetv1": "BiSeNetV1", "bisenetv2": "BiSeNetV2"}
+# The configs/<architecture>_<dataset>.py that a class count suggests.
+DATASET_OF_CLASSES = {19: "city", 171: "coco", 150: "ade20k", 11: "camvid"}
+
+
+def _architecture_or_none(state):
+    try:
+        return detect_architecture(state)
+    except CheckpointError:
+        return None
 
 
 def detect_architecture(state, source="the checkpoint"):

@@ -1,7 +1,9 @@
 """What the command-line tools share: the argument parser, the config and weights they resolve,
 and ``run``, the one place where bad input becomes a message and an exit code."""
 import argparse
+import math
 import os
+import shlex
 import sys
 
 import torch
@@ -62,10 +64,10 @@ def device_of(args):
     return distributed.resolve_device(args.device)
 
 
-def inference_parser(description, positionals=()):
+def inference_parser(description, positionals=(), overrides_example="eval.protocol=standard"):
     """The arguments of a tool that runs a trained model: config, weights, device and how the
     model runs (``runtime_of``)."""
-    parser = config_parser(description, positionals)
+    parser = config_parser(description, positionals, overrides_example=overrides_example)
     add_weights_option(parser)
     add_device_options(parser, threads=False)
     parser.add_argument("--fast", action="store_true",
@@ -84,9 +86,9 @@ def runtime_of(args):
     return {"fast": args.fast, "precision": args.precision, "calib_images": args.calib_images}
 
 
-def export_parser(description, out_help, default_size, size_help):
+def export_parser(description, out_help, default_size, size_help, overrides_example="model.num_classes=19"):
     """The export tools' arguments: config, weights, the file to write and an example size."""
-    parser = config_parser(description)
+    parser = config_parser(description, overrides_example=overrides_example)
     add_weights_option(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help=out_help)
     parser.add_argument("--size", type=positive_int, nargs=2, default=default_size, metavar=("H", "W"),
@@ -94,17 +96,19 @@ def export_parser(description, out_help, default_size, size_help):
     return parser
 
 
-def config_parser(description, positionals=(), default_config="configs/bisenetv1_city.py"):
-    """A parser with ``--config`` and trailing ``KEY=VALUE`` overrides; ``positionals`` are
-    (name, help) pairs that come before the overrides. Parse with ``parse_args`` below, so that
-    options and overrides may come in any order. Without ``--config``, published ``--weights``
-    bring their own config, else ``default_config`` is used."""
+def config_parser(description, positionals=(), default_config="configs/bisenetv1_city.py",
+                  overrides_example="train.max_iters=1000 data.root=/data/cityscapes"):
+    """A parser with ``--config`` and trailing ``KEY=VALUE`` overrides (``overrides_example``: some
+    that make sense for the tool); ``positionals`` are (name, help) pairs that come before the
+    overrides. Parse with ``parse_args`` below, so that options and overrides may come in any
+    order. Without ``--config``, published ``--weights`` bring their own config, else
+    ``default_config`` is used."""
     parser = ToolParser(description)
     for name, text in positionals:
         parser.add_argument(name, help=text)
     parser.add_argument("--config", help=f"config file (default: {default_config}, or that of published --weights)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config fields to override, e.g. train.max_iters=1000 data.root=/data/cityscapes")
+                        help=f"config fields to override, e.g. {overrides_example}")
     parser.set_defaults(default_config=default_config)
     return parser
 
@@ -113,6 +117,7 @@ def parse_args(parser, argv=None):
     """Options and overrides in any order. An optional value that is really an override
     (``--resume train.max_iters=5``) is given back to the overrides."""
     args = parser.parse_intermixed_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the commands messages suggest
     for action in parser._actions:
         value = getattr(args, action.dest, None)
         if action.nargs == "?" and isinstance(value, str) and _is_override(value) and not os.path.exists(value):
@@ -137,6 +142,28 @@ def positive_int(text):
     return value
 
 
+def positive_float(text):
+    """argparse type: a finite number above 0 (scales)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
+def non_negative_float(text):
+    """argparse type: a finite number of at least 0 (tolerances)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number of at least 0")
+    return value
+
+
 def tool_config(args):
     """The config of a tool's arguments: ``--config`` (also found relative to the checkout, for
     configs/... from another folder), else that of published ``--weights``, else the default."""
@@ -149,15 +176,50 @@ def tool_config(args):
     return load_config(path, args.overrides)
 
 
-def resolve_weights(cfg, weights):
+def tool_command(tool_file, args):
+    """The command line that ran a tool (``python tools/demo.py img.png ...``), without its
+    ``--config`` and ``--weights``, for messages that suggest other ones."""
+    path = os.path.relpath(tool_file)
+    argv, skip = [], False
+    for token in args.argv:
+        if skip:
+            skip = False
+        elif token in ("--config", "--weights"):
+            skip = True
+        elif not token.startswith(("--config=", "--weights=")):
+            argv.append(token)
+    return ["python", path if not path.startswith("..") else os.path.abspath(tool_file), *argv]
+
+
+def trained_models(folder):
+    """``(weights, config or None)`` of each training run in a subfolder of ``folder``: its
+    model_final.pth and the config.py the trainer saved beside it."""
+    found = []
+    for entry in sorted(os.scandir(folder) if os.path.isdir(folder) else [], key=lambda e: e.name):
+        weights, config = (os.path.join(folder, entry.name, name) for name in ("model_final.pth", "config.py"))
+        if entry.is_dir() and os.path.isfile(weights):
+            found.append((weights, config if os.path.isfile(config) else None))
+    return found
+
+
+def resolve_weights(cfg, weights, command=None):
     """The checkpoint to use: ``weights`` (a path, or a published name such as
     coincheung/bisenetv1_city, fetched into torch's hub cache on first use) or, when not given,
-    the final checkpoint of the config's training run."""
+    the final checkpoint of the config's training run. When that is missing, the message names
+    the runs trained beside it, each with ``command`` (``tool_command``) completed to use it."""
     if weights in PUBLISHED:
         return fetch(weights)
     path = weights or os.path.join(cfg.train.output_dir, "model_final.pth")
     if not os.path.isfile(path):
         published = ", ".join(name for name, entry in PUBLISHED.items() if entry.config)
+        parent = os.path.dirname(os.path.normpath(cfg.train.output_dir))
+        runs = trained_models(parent) if weights is None else []
+        if runs:
+            lines = [shlex.join([*(command or []), *(["--config", config] if config else []), "--weights", found])
+                     for found, config in runs]
+            raise MissingFileError(f"weights {path} not found (the final weights of the config's train.output_dir); "
+                                   f"to use a model trained under {parent or '.'}{os.sep}, run:\n  "
+                                   + "\n  ".join(lines))
         raise MissingFileError(f"weights {path} not found; train first (tools/train.py), pass --weights PATH, or a "
                                f"published model by name ({published})")
     return path

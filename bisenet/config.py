@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Sequence, Tuple, Union, get_args, get_origin
 from bisenet.data import cityscapes
 from bisenet.errors import UserError
 from bisenet.inference import PROTOCOLS, parse_mode
+from bisenet.outputs import write_text
 
 
 class ConfigError(UserError):
@@ -230,10 +231,8 @@ def format_config(cfg: Config) -> str:
 
 def write_config(cfg: Config, path: str) -> None:
     """``format_config`` into ``path``, with a header saying what it is."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("# The complete config of this run (defaults and overrides resolved), written when it started.\n"
-                f"# Train again with it: python tools/train.py --config {path}\n" + format_config(cfg))
+    write_text(path, "# The complete config of this run (defaults and overrides resolved), written when it started.\n"
+                     f"# Train again with it: python tools/train.py --config {path}\n" + format_config(cfg))
 
 
 def validate(cfg: Config) -> None:
@@ -275,6 +274,10 @@ def validate(cfg: Config) -> None:
             parse_mode(mode)
         except UserError as exc:
             raise ConfigError(f"eval.final_modes: {exc}") from None
+    repeated = sorted({mode for mode in cfg.eval.final_modes if cfg.eval.final_modes.count(mode) > 1})
+    if repeated:
+        raise ConfigError(f"eval.final_modes={list(cfg.eval.final_modes)}: {', '.join(repeated)} is listed twice; "
+                          "list each mode once")
     if cfg.train.amp_dtype not in ("auto", "fp16", "bf16"):
         raise ConfigError(f"train.amp_dtype must be auto, fp16 or bf16, got {cfg.train.amp_dtype!r}")
 

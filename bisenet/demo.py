@@ -1,18 +1,21 @@
 """Segment images, folders and videos; write the colouring and an overlay of each."""
 import collections
+import errno
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from bisenet import distributed
 from bisenet.data.cityscapes import colorize, generated_palette
 from bisenet.data.io import DatasetError, read_image
 from bisenet.data.transforms import build_eval_transform
 from bisenet.inference import load_model, predict
+from bisenet.outputs import TEMP_PREFIX, OutputError, write_error, write_image
+from bisenet.progress import progress_bar
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -57,11 +60,6 @@ class Segmenter:
         return color, overlay(image, color)
 
 
-def _write_rgb(path, rgb):
-    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
-
-
 def output_stems(paths):
     """The name each image's results are written under: its stem, or stem and extension
     (``x_jpg``) where two images share a stem, so that no result overwrites another."""
@@ -82,16 +80,16 @@ def segment_images(segmenter, paths, out_dir, progress=True, workers=2):
 
     With ``workers`` > 0, reading the next images and writing the finished ones run in that many
     threads while the model works (decoding, encoding and the runtimes release the GIL); the
-    files written are the same as with 0, which does one thing at a time."""
-    os.makedirs(out_dir, exist_ok=True)
+    files written are the same as with 0, which does one thing at a time. Each file is written
+    atomically (``bisenet.outputs``): a full disk leaves no partial PNG."""
     jobs = list(zip(paths, output_stems(paths)))
     written = [os.path.join(out_dir, f"{stem}_{suffix}.png") for _, stem in jobs for suffix in ("color", "overlay")]
 
     def write(index, image, pred):
         for path, rgb in zip(written[2 * index: 2 * index + 2], segmenter.color_and_overlay(image, pred)):
-            _write_rgb(path, rgb)
+            write_image(path, rgb)
 
-    bar = tqdm(total=len(jobs), desc="demo", disable=not progress or len(jobs) < 2)
+    bar = progress_bar(total=len(jobs), enabled=progress and len(jobs) > 1, desc="demo")
     if workers == 0:
         for index, (path, _) in enumerate(jobs):
             image = read_image(path)
@@ -117,18 +115,25 @@ def segment_images(segmenter, paths, out_dir, progress=True, workers=2):
 
 
 def segment_video(segmenter, source, out_dir, progress=True):
-    """``<name>_color.mp4`` and ``<name>_overlay.mp4`` from a video file or a camera index."""
+    """``<name>_color.mp4`` and ``<name>_overlay.mp4`` from a video file or a camera index. Each
+    is written under a temporary name beside it and renamed once complete and read back whole;
+    on any failure the temporary files are removed."""
     capture = cv2.VideoCapture(int(source) if str(source).isdigit() else source)
     if not capture.isOpened():
         raise DatasetError(f"cannot open video {source} (missing file, unsupported codec or no such camera)")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     name = f"camera{source}" if str(source).isdigit() else os.path.splitext(os.path.basename(source))[0]
-    os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"{name}_{suffix}.mp4") for suffix in ("color", "overlay")]
-    writers = []
-    bar = tqdm(total=total, desc="video", unit="frame", disable=not progress)
+    # The same extension, so that OpenCV picks the same container.
+    temps = [os.path.join(out_dir, f"{TEMP_PREFIX}{os.getpid()}-{os.path.basename(p)}") for p in paths]
+    writers, frames = [], 0
+    bar = progress_bar(total=total, enabled=progress, desc="video", unit="frame")
+    log_level = cv2.utils.logging.getLogLevel()
     try:
+        os.makedirs(out_dir, exist_ok=True)
+        # OpenCV warns once per frame it could not write; the check after the loop says it once.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         while True:
             ok, frame = capture.read()
             if not ok:
@@ -136,18 +141,49 @@ def segment_video(segmenter, source, out_dir, progress=True):
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             if not writers:
                 size = (rgb.shape[1], rgb.shape[0])
-                writers = [cv2.VideoWriter(p, cv2.VideoWriter_fourcc(*"mp4v"), fps, size) for p in paths]
+                writers = [cv2.VideoWriter(t, cv2.VideoWriter_fourcc(*"mp4v"), fps, size) for t in temps]
+                for writer, path, temp in zip(writers, paths, temps):
+                    if not writer.isOpened():
+                        raise _video_error(path, temp, "OpenCV cannot open an mp4v video writer there")
             for writer, out in zip(writers, segmenter.color_and_overlay(rgb)):
                 writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+            frames += 1
             bar.update(1)
+        for writer in writers:
+            writer.release()
+        if not writers:
+            raise DatasetError(f"video {source} has no readable frame")
+        for path, temp in zip(paths, temps):
+            written = cv2.VideoCapture(temp)
+            count = int(written.get(cv2.CAP_PROP_FRAME_COUNT)) if written.isOpened() else 0
+            written.release()
+            if count != frames:
+                raise _video_error(path, temp, f"{count} of its {frames} frames could be read back")
+        for path, temp in zip(paths, temps):
+            os.replace(temp, path)
+    except BaseException:
+        for writer in writers:
+            writer.release()
+        for temp in temps:
+            if os.path.exists(temp):
+                os.remove(temp)
+        raise
     finally:
+        cv2.utils.logging.setLogLevel(log_level)
         bar.close()
         capture.release()
         for writer in writers:
             writer.release()
-    if not writers:
-        raise DatasetError(f"video {source} has no readable frame")
     return paths
+
+
+def _video_error(path, temp, what):
+    """The ``OutputError`` of an unfinished video: OpenCV reports no cause, so a disk with
+    almost nothing left is taken for a full one."""
+    folder = os.path.dirname(os.path.abspath(temp))
+    if shutil.disk_usage(folder).free < 2**20:
+        return write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    return OutputError(f"cannot write {path}: {what}")
 
 
 def run_demo(segmenter, source, out_dir, progress=True):

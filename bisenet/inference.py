@@ -21,6 +21,7 @@ averaged by how many cover each pixel (so the result does not depend on the over
 flipped pass weighted like an unflipped one everywhere.
 """
 import math
+import numbers
 import re
 
 import torch
@@ -49,11 +50,15 @@ def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip
 
     ``images`` is a normalised Nx3xHxW batch on the model's device; ``model`` must be in eval
     mode. ``crop_size`` (h, w) predicts in sliding windows, ``crop_stride`` (h, w) overrides
-    their step. ``short_side`` first resizes the images so that their short side has that many
-    pixels (``resize_short_side``); scales, crops and flips then apply to the resized images.
+    their step (at most the crop: see ``crop_stride_of``). ``short_side`` first resizes the
+    images so that their short side has that many pixels (``resize_short_side``); scales, crops
+    and flips then apply to the resized images.
     The scores are softmax probabilities summed (``"coincheung"`` crops with flip: sums of their
     exponentials); their argmax is the prediction.
     """
+    check_scales(scales)
+    if crop_size is not None:
+        crop_stride = crop_stride_of(crop_size, crop_stride)
     out_size = tuple(out_size or images.shape[-2:])
     if short_side:
         images = resize_short_side(images, short_side)
@@ -64,6 +69,33 @@ def predict_probs(model, images, num_classes, out_size=None, scales=(1.0,), flip
     if protocol != "standard":
         raise UserError(f"unknown evaluation protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     return _standard(model, images, num_classes, out_size, scales, flip, crop_size, crop_stride)
+
+
+def check_scales(scales):
+    """Refuse an empty list of scales or one that is not a positive number."""
+    if not scales or not all(isinstance(s, numbers.Real) and math.isfinite(s) and s > 0 for s in scales):
+        raise UserError(f"scales must be one or more positive numbers, got {list(scales)}")
+    return tuple(scales)
+
+
+def crop_stride_of(crop_size, crop_stride=None):
+    """The step of the sliding windows of ``crop_size`` (h, w): ``crop_stride``, or 2/3 of the crop
+    (the reference's default). Refuses a stride larger than the crop, which would leave pixels
+    that no window covers (scored as class 0 in one protocol, NaN in the other)."""
+    crop_size = tuple(crop_size)
+    if len(crop_size) != 2 or not all(_is_int(c) and c >= 1 for c in crop_size):
+        raise UserError(f"crop size must be two positive integers (height, width), got {list(crop_size)}")
+    if crop_stride is None:
+        return tuple(math.ceil(side * 2 / 3) for side in crop_size)
+    crop_stride = tuple(crop_stride)
+    if len(crop_stride) != 2 or not all(_is_int(s) and 1 <= s <= c for s, c in zip(crop_stride, crop_size)):
+        raise UserError(f"crop stride {list(crop_stride)} must be between 1 and the crop size {list(crop_size)} in "
+                        "each dimension: a larger step leaves pixels that no window covers")
+    return crop_stride
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def short_side_size(height, width, short_side):
@@ -139,7 +171,7 @@ def sliding_logits(model, x, crop_size, crop_stride=None):
     """Logits from windows of ``crop_size`` (h, w) tiling ``x`` with ``crop_stride`` (default 2/3
     of the crop); each pixel's logits are the mean over the windows that cover it."""
     crop_h, crop_w = crop_size
-    stride_h, stride_w = crop_stride or (max(1, math.ceil(crop_h * 2 / 3)), max(1, math.ceil(crop_w * 2 / 3)))
+    stride_h, stride_w = crop_stride_of(crop_size, crop_stride)
     height, width = x.shape[-2:]
     pad_h, pad_w = max(crop_h - height, 0), max(crop_w - width, 0)
     if pad_h or pad_w:
@@ -207,7 +239,7 @@ def _coincheung_windows(model, x, num_classes, flip, crop_size, crop_stride):
         canvas[:, :, top:top + height, left:left + width] = x
         x = canvas
     padded_h, padded_w = x.shape[-2:]
-    stride_h, stride_w = crop_stride or (math.ceil(crop_h * (2.0 / 3)), math.ceil(crop_w * (2.0 / 3)))
+    stride_h, stride_w = crop_stride_of(crop_size, crop_stride)
     probs = torch.zeros((batch, num_classes, padded_h, padded_w), dtype=torch.float32, device=x.device)
     for i in range(math.ceil((padded_h - crop_h) / stride_h) + 1):
         for j in range(math.ceil((padded_w - crop_w) / stride_w) + 1):

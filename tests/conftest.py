@@ -91,6 +91,14 @@ class ToolResult:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
+def checkout_env(env=None):
+    """``env`` (default: this process's) with this checkout first on PYTHONPATH: a tool run as a
+    script would otherwise import whichever bisenet is installed, maybe another checkout's."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def run_tool(name, *args, env=None, separate_process=False):
     """Run ``tools/<name> args`` as a user would; returns its exit code, stdout and stderr.
 
@@ -102,7 +110,7 @@ def run_tool(name, *args, env=None, separate_process=False):
         import subprocess
 
         result = subprocess.run([sys.executable, os.path.join(REPO, "tools", name), *map(str, args)], cwd=REPO,
-                                env=env, capture_output=True, text=True, check=False, timeout=600)
+                                env=checkout_env(env), capture_output=True, text=True, check=False, timeout=600)
         return ToolResult(result.returncode, result.stdout, result.stderr)
     import contextlib
     import io
@@ -156,6 +164,7 @@ def run_with_mounts(argv, mounts, env=None, timeout=600):
 
     if not namespace_available():
         pytest.skip("mount namespaces (unshare -rm) are not available on this machine")
+    env = checkout_env(env)
     setup = " && ".join(f"mkdir -p {shlex.quote(str(path))} && mount -t tmpfs -o {options} tmpfs "
                         f"{shlex.quote(str(path))}" for path, options in mounts.items())
     script = f"{setup} && exec {' '.join(shlex.quote(str(a)) for a in argv)}"
@@ -167,3 +176,19 @@ def run_with_mounts(argv, mounts, env=None, timeout=600):
 def tool_argv(name, *args):
     """The command line of ``tools/<name> args`` (for ``run_with_mounts``)."""
     return [sys.executable, os.path.join(REPO, "tools", name), *map(str, args)]
+
+
+def then_list_files(argv, folder):
+    """``argv`` followed, in the same mount namespace, by a listing of the files under ``folder``
+    (``"FILE <size> <path>"`` lines on stdout; see ``listed_files``), exiting with ``argv``'s
+    status: what a command left on a disk that ``run_with_mounts`` unmounts when it ends."""
+    import shlex
+
+    listing = f"find {shlex.quote(str(folder))} -type f -printf 'FILE %s %p\\n'"
+    return ["sh", "-c", f"{shlex.join(map(str, argv))}; status=$?; {listing}; exit $status"]
+
+
+def listed_files(stdout):
+    """``{path: size}`` of the ``then_list_files`` lines."""
+    return {line.split(" ", 2)[2]: int(line.split(" ", 2)[1]) for line in stdout.splitlines()
+            if line.startswith("FILE ")}

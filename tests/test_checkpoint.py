@@ -109,6 +109,30 @@ def test_load_weights_is_strict_and_readable(tmp_path):
         read_state_dict(str(tmp_path / "nope.pth"))
 
 
+def test_weights_of_our_other_architecture_name_its_config_not_the_converter(tmp_path):
+    from bisenet.models.bisenetv2 import BiSeNetV2
+
+    torch.save({"model": BiSeNetV2(19).state_dict()}, tmp_path / "v2.pth")
+    with pytest.raises(CheckpointError) as error:
+        load_weights(BiSeNetV1(19), str(tmp_path / "v2.pth"))
+    assert ("These are BiSeNetV2 weights (19 classes); pass a BiSeNetV2 config, e.g. configs/bisenetv2_city.py, or "
+            "the config.py saved beside them") in str(error.value)
+    assert "convert_checkpoint" not in str(error.value)
+    with pytest.raises(CheckpointError, match=r"These are BiSeNetV1 weights \(171 classes\); pass a BiSeNetV1 "
+                                              r"config, e.g. configs/bisenetv1_coco.py"):
+        load_weights(BiSeNetV2(19), {k: v for k, v in BiSeNetV1(171).state_dict().items()})
+    # Names of another implementation still point to the converter.
+    with pytest.raises(CheckpointError, match="convert it with tools/convert_checkpoint.py"):
+        load_weights(BiSeNetV1(19), {"backbone.stem.weight": torch.zeros(1)})
+
+    image = tmp_path / "street.png"
+    image.write_bytes(b"")  # never read: the weights are refused first
+    result = run_tool("demo.py", image, "--config", "configs/bisenetv1_synthetic.py", "--weights", tmp_path / "v2.pth",
+                      "--out-dir", tmp_path / "demo")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "These are BiSeNetV2 weights (19 classes); pass a BiSeNetV2 config" in result.stderr
+
+
 def test_save_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pth"
     save_checkpoint({"iteration": 1}, str(path))

@@ -137,6 +137,48 @@ def test_resolve_weights_defaults_to_the_runs_final_checkpoint(tmp_path):
     assert resolve_weights(cfg, None) == os.path.join(str(tmp_path), "model_final.pth")
 
 
+def test_missing_default_weights_name_the_trained_runs_with_the_command_to_use_each(random_weights, tmp_path,
+                                                                                    monkeypatch):
+    import shlex
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    from bisenet.config import load_config, write_config
+
+    # After the quickstart: output/bisenetv1_synthetic holds a run, the default config is
+    # bisenetv1_city's, whose output/bisenetv1_city does not exist.
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "output" / "bisenetv1_synthetic"
+    run_dir.mkdir(parents=True)
+    shutil.copy(random_weights, run_dir / "model_final.pth")
+    write_config(load_config(os.path.join(REPO, "configs", "bisenetv1_synthetic.py")), str(run_dir / "config.py"))
+    (tmp_path / "output" / "demo").mkdir()  # a folder without a run is not listed
+    cv2.imwrite(str(tmp_path / "img.png"), np.zeros((64, 128, 3), np.uint8))
+
+    result = run_tool("demo.py", "img.png", "--fast")
+    assert_message(result, "weights output/bisenetv1_city/model_final.pth not found")
+    suggested = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+    expected = (f"python {REPO}/tools/demo.py img.png --fast --config output/bisenetv1_synthetic/config.py --weights "
+                "output/bisenetv1_synthetic/model_final.pth")
+    assert suggested == [expected]
+    # The command given works as it is.
+    result = run_tool("demo.py", *shlex.split(expected)[2:])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "output" / "demo" / "img_color.png").is_file()
+
+
+def test_evaluate_and_demo_help_give_their_own_examples_and_demo_names_its_files():
+    results = [run_tool(tool, "--help") for tool in ("evaluate.py", "demo.py")]
+    assert [r.returncode for r in results] == [0, 0]
+    evaluate, demo = (" ".join(r.stdout.split()) for r in results)  # as words, whatever the wrapping
+    assert "eval.batch_size=1 data.root=" in evaluate and "train.max_iters" not in evaluate
+    assert "eval.protocol=standard" in demo and "train.max_iters" not in demo
+    for written in ("<name>_color.png", "<name>_overlay.png", "<name>_color.mp4", "--out-dir"):
+        assert written in demo, written
+
+
 def test_every_option_of_every_tool_has_a_help_text(monkeypatch):
     import argparse
     import runpy

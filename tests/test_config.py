@@ -169,6 +169,7 @@ def test_ignore_index_inside_the_classes_is_refused():
     ("train.ema_decay=1.0", "train.ema_decay=1.0: must be in [0, 1)"), ("train.ema_decay=-0.5", "train.ema_decay"),
     ("train.label_smoothing=1.0", "train.label_smoothing"), ("train.clip_grad_norm=-1.0", "train.clip_grad_norm"),
     ("train.dist_bn=mean", "train.dist_bn='mean': choose reduce, broadcast"),
+    ("eval.final_modes=['ss','msf','ss']", "eval.final_modes=['ss', 'msf', 'ss']: ss is listed twice"),
 ])
 def test_values_outside_their_range_are_refused_at_load(override, key):
     with pytest.raises(ConfigError, match=re.escape(key)):

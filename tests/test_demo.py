@@ -10,7 +10,7 @@ import pytest
 from bisenet.data.io import DatasetError
 from bisenet.demo import output_stems
 
-from conftest import run_tool
+from conftest import listed_files, run_tool, run_with_mounts, then_list_files, tool_argv
 
 
 def test_output_names_are_unique():
@@ -70,3 +70,49 @@ def test_the_pipelined_folder_demo_writes_the_same_files_as_the_plain_loop(rando
             with open(a, "rb") as fa, open(b, "rb") as fb:
                 assert fa.read() == fb.read(), b
     assert len(plain) == 2 * len(paths) and len(set(plain)) == len(plain)
+
+
+def write_video(path, frames=5):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (128, 64))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (64, 128, 3), np.uint8))
+    writer.release()
+
+
+def test_an_out_dir_that_cannot_take_files_is_refused_before_the_model_loads(synthetic_root, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    image = sorted(glob.glob(f"{synthetic_root}/leftImg8bit/val/*/*.png"))[0]
+    # Weights that do not exist: the refusal must come before they are looked for.
+    result = run_tool("demo.py", image, "--config", "configs/bisenetv1_synthetic.py", "--weights",
+                      tmp_path / "nowhere.pth", "--out-dir", tmp_path / "taken")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"--out-dir {tmp_path / 'taken'} is a file, not a folder" in result.stderr
+
+    disk = tmp_path / "readonly"
+    result = run_with_mounts(tool_argv("demo.py", image, "--config", "configs/bisenetv1_synthetic.py", "--weights",
+                                       tmp_path / "nowhere.pth", "--out-dir", disk / "demo"), {disk: "ro"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"cannot write --out-dir {disk / 'demo'}: {disk} is not writable (Read-only file system)" in result.stderr
+
+
+def test_a_full_disk_is_named_and_leaves_no_partial_png_or_video(random_weights, synthetic_root, tmp_path):
+    disk = tmp_path / "small"
+    common = ["--config", "configs/bisenetv1_synthetic.py", "--weights", random_weights, "--out-dir", disk / "demo"]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in sorted(glob.glob(f"{synthetic_root}/leftImg8bit/*/*/*.png")):
+        shutil.copy(path, folder)
+    result = run_with_mounts(then_list_files(tool_argv("demo.py", folder, *common), disk), {disk: "size=64k"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"no space left on {disk} while writing {disk / 'demo'}" in result.stderr
+    left = listed_files(result.stdout)
+    assert left and all(size > 0 and ".tmp-" not in path for path, size in left.items()), left  # whole PNGs
+    assert "wrote" not in result.stdout
+
+    video = tmp_path / "street.mp4"
+    write_video(video, frames=10)
+    result = run_with_mounts(then_list_files(tool_argv("demo.py", video, *common), disk), {disk: "size=8k"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"no space left on {disk} while writing {disk / 'demo' / 'street_color.mp4'}" in result.stderr
+    assert listed_files(result.stdout) == {} and "wrote" not in result.stdout

@@ -18,7 +18,7 @@ from bisenet.data.cityscapes import CLASS_NAMES
 from bisenet.engine.evaluator import evaluate
 from bisenet.models.bisenetv1 import BiSeNetV1
 
-from conftest import REPO, run_tool
+from conftest import REPO, checkout_env, listed_files, run_tool, run_with_mounts, then_list_files, tool_argv
 
 
 class ColourClassifier(nn.Module):
@@ -94,7 +94,7 @@ def test_two_processes_equal_one(synthetic_root, weights, tmp_path):
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           os.path.join(REPO, "tools", "evaluate.py"),
                           *evaluate_args(synthetic_root, weights, tmp_path / "two.json", "--flip")],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                         cwd=REPO, env=checkout_env(env), capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr
     assert "2 process(es)" in two.stdout and "1 process(es)" in one.stdout
     one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
@@ -132,3 +132,104 @@ def test_int8_evaluation_and_demo_use_the_model_calibrated_on_the_training_split
     result = run_tool("demo.py", image, *common, "--precision", "int8", "--calib-images", "2", "--out-dir", tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(glob.glob(str(tmp_path / "*_color.png"))) == 1
+
+
+def printed_prediction_folders(stdout):
+    """The folders of the "predictions ...: N images in A (...) and B" lines."""
+    lines = [line for line in stdout.splitlines() if line.startswith("predictions")]
+    return lines, [part.split(" ")[0] for line in lines for part in line.split(" images in ")[1].split(" and ")]
+
+
+def test_several_modes_save_each_modes_predictions_in_its_own_folder(synthetic_root, weights, tmp_path):
+    pred = tmp_path / "pred"
+    result = run_tool("evaluate.py", *evaluate_args(synthetic_root, weights, tmp_path / "out.json", "--modes", "ss,msf",
+                                                    "--scales", "0.75", "1.0", "--save-pred", pred))
+    assert result.returncode == 0, result.stderr
+    for mode in ("ss", "msf"):
+        for kind in ("labelIds", "color"):
+            assert len(glob.glob(str(pred / mode / kind / "*" / "*.png"))) == 3, (mode, kind)
+    assert not (pred / "labelIds").exists()
+    lines, folders = printed_prediction_folders(result.stdout)
+    assert len(lines) == 2 and "predictions of msf: 3 images in" in lines[1]
+    assert sorted(folders) == sorted(str(pred / m / k) for m in ("ss", "msf") for k in ("labelIds", "color"))
+    assert all(os.path.isdir(folder) for folder in folders)  # nothing claimed that is not there
+
+    # One mode keeps the official layout directly under DIR.
+    result = run_tool("evaluate.py", *evaluate_args(synthetic_root, weights, tmp_path / "one.json", "--save-pred",
+                                                    tmp_path / "one"))
+    assert result.returncode == 0, result.stderr
+    assert printed_prediction_folders(result.stdout)[1] == [str(tmp_path / "one" / "labelIds"),
+                                                            str(tmp_path / "one" / "color")]
+    assert len(glob.glob(str(tmp_path / "one" / "labelIds" / "*" / "*.png"))) == 3
+
+
+def test_modes_take_the_scales_and_crops_given_and_say_so(synthetic_root, weights, tmp_path):
+    result = run_tool("evaluate.py", *evaluate_args(synthetic_root, weights, tmp_path / "out.json", "--modes",
+                                                    "ss,msf,ssc", "--scales", "0.75", "1.25", "--crop-size", "48",
+                                                    "64", "--crop-stride", "24", "64"))
+    assert result.returncode == 0, result.stderr
+    modes = json.loads((tmp_path / "out.json").read_text())["modes"]
+    ran = {name: (m["scales"], m["flip"], m["crop_size"], m["crop_stride"]) for name, m in modes.items()}
+    assert ran == {"ss": ([1.0], False, None, None), "msf": ([0.75, 1.25], True, None, None),
+                   "ssc": ([1.0], False, [48, 64], [24, 64])}
+    assert "msf: scales [0.75, 1.25], flip True, crop None," in result.stdout
+    assert "ssc: scales [1.0], flip False, crop [48, 64], stride [24, 64]," in result.stdout
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--modes", "ss,msf", "--flip"], "--flip and --modes both choose the flip: give one"),
+    (["--modes", "ss,msf", "--msc"], "--msc and --modes both choose the scales: give one"),
+    (["--modes", "ss,ssc", "--crop"], "--crop and --modes both choose the sliding crops: give one"),
+    (["--modes", "ss,ssc", "--scales", "0.5", "1"], "--scales applies to the multi-scale modes (ms...) and --modes "
+                                                    "ss,ssc has none"),
+    (["--modes", "ss,msf", "--crop-size", "32", "32"], "--crop-size applies to the crop modes"),
+    (["--modes", "all", "--crop-stride", "16", "16", "--crop-size", "8", "8"], "crop stride [16, 16] must be between "
+                                                                               "1 and the crop size [8, 8]"),
+    (["--modes", "ss,ms", "--scales", "1"], "--modes ss,ms runs ss and ms the same way"),
+    (["--modes", "ss,ss"], "--modes ss,ss lists ss twice"),
+    (["--crop", "--crop-size", "32", "32", "--crop-stride", "40", "8"], "crop stride [40, 8] must be between 1 and "
+                                                                        "the crop size [32, 32] in each dimension"),
+    (["--scales", "0"], "argument --scales: 0 must be a positive number"),
+    (["--scales", "1", "-0.5"], "argument --scales: -0.5 must be a positive number"),
+    (["--crop-size", "0", "0"], "argument --crop-size: 0 must be at least 1"),
+    (["--crop-stride", "0", "0"], "argument --crop-stride: 0 must be at least 1"),
+])
+def test_options_without_a_meaning_are_refused_before_any_work(synthetic_root, tmp_path, flags, message):
+    # Weights that do not exist: the refusal must come before they are looked for.
+    result = run_tool("evaluate.py", *evaluate_args(synthetic_root, str(tmp_path / "nowhere.pth"),
+                                                    tmp_path / "out.json", *flags))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_output_paths_are_checked_before_any_work(synthetic_root, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    nowhere = str(tmp_path / "nowhere.pth")  # refused before the weights are looked for
+    for flags, message in ((["--json", tmp_path], f"--json {tmp_path} is a folder"),
+                           (["--plots", tmp_path / "taken"], f"--plots {tmp_path / 'taken'} is a file, not a folder"),
+                           (["--save-pred", tmp_path / "taken"], f"--save-pred {tmp_path / 'taken'} is a file")):
+        result = run_tool("evaluate.py", *evaluate_args(synthetic_root, nowhere, tmp_path / "out.json", *flags))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert message in result.stderr, result.stderr
+    assert os.listdir(tmp_path) == ["taken"]
+
+
+def test_a_read_only_or_full_disk_is_named_and_claims_nothing(synthetic_root, weights, tmp_path):
+    read_only, small = tmp_path / "readonly", tmp_path / "small"
+    result = run_with_mounts(tool_argv("evaluate.py", *evaluate_args(synthetic_root, weights, read_only / "eval.json")),
+                             {read_only: "ro"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"cannot write --json {read_only / 'eval.json'}: {read_only} is not writable (Read-only file system)" \
+        in result.stderr
+    assert "mIoU" not in result.stdout  # refused before the evaluation
+
+    # Two pages of tmpfs: the first PNGs fit, a later one does not.
+    argv = tool_argv("evaluate.py", *evaluate_args(synthetic_root, weights, tmp_path / "out.json", "--save-pred",
+                                                   small / "pred"))
+    result = run_with_mounts(then_list_files(argv, small), {small: "size=8k"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"no space left on {small} while writing {small / 'pred'}" in result.stderr
+    assert "predictions" not in result.stdout
+    left = listed_files(result.stdout)
+    assert left and all(size > 0 and ".tmp-" not in path for path, size in left.items()), left  # whole PNGs only

@@ -9,7 +9,7 @@ from bisenet.deploy.export import fold_batchnorm
 from bisenet.models.bisenetv1 import BiSeNetV1
 from bisenet.models.bisenetv2 import BiSeNetV2
 
-from conftest import random_statistics_model, run_tool
+from conftest import random_statistics_model, run_tool, run_with_mounts, tool_argv
 from numerics import assert_fp32_close
 
 
@@ -82,3 +82,56 @@ def test_torchscript_export_tool(random_weights, tmp_path):
     x = torch.randn(1, 3, 72, 100)
     with torch.no_grad():
         assert_fp32_close(torch.jit.load(str(out))(x), random_statistics_model(), x)
+
+
+def export_args(weights, out, *extra):
+    return ["--config", "configs/bisenetv1_synthetic.py", "--weights", weights, "--out", out, "--size", "64", "128",
+            *extra]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--opset", "5"], "ONNX opset 5 is not one that torch"),
+    (["--opset", "30"], "ONNX opset 30 is not one that torch"),
+    (["--tolerance", "-1"], "argument --tolerance: -1 must be a finite number of at least 0"),
+    (["--tolerance", "nan"], "argument --tolerance: nan must be a finite number of at least 0"),
+    (["--int8", "--opset", "13"], "--int8 exports at opset 17"),
+])
+def test_onnx_options_out_of_range_are_refused_before_any_work(tmp_path, flags, message):
+    from bisenet.deploy.export import supported_opsets
+
+    # Weights that do not exist: the refusal must come before they are looked for.
+    result = run_tool("export_onnx.py", *export_args(tmp_path / "nowhere.pth", tmp_path / "m.onnx", *flags))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr
+    if "opset 5 " in message:
+        opsets = supported_opsets()
+        assert f"give {opsets[0]} to {opsets[-1]}" in result.stderr and opsets[0] >= 11
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("tool, name", [("export_onnx.py", "m.onnx"), ("export_torchscript.py", "m.pt")])
+def test_export_out_paths_are_checked_first_and_their_folders_made(random_weights, tmp_path, tool, name):
+    result = run_tool(tool, *export_args(tmp_path / "nowhere.pth", tmp_path))
+    assert result.returncode == 1 and f"--out {tmp_path} is a folder" in result.stderr, result.stderr
+    disk = tmp_path / "readonly"
+    result = run_with_mounts(tool_argv(tool, *export_args(tmp_path / "nowhere.pth", disk / name)), {disk: "ro"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"cannot write --out {disk / name}: {disk} is not writable (Read-only file system)" in result.stderr
+
+    out = tmp_path / "new" / "deeper" / name
+    result = run_tool(tool, *export_args(random_weights, out))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}" in result.stdout and out.stat().st_size > 0
+    assert sorted(p.name for p in out.parent.iterdir()) == [name]  # no temporary file beside
+
+
+def test_an_export_that_fails_its_check_writes_nothing(random_weights, synthetic_root, tmp_path):
+    out = tmp_path / "m.onnx"
+    result = run_tool("export_onnx.py", *export_args(random_weights, out, "--tolerance", "0"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"so {out} was not written: onnxruntime vs PyTorch" in result.stderr and "wrote" not in result.stdout
+    result = run_tool("export_onnx.py", *export_args(random_weights, out, "--int8", "--calib-images", "2",
+                                                     "--tolerance", "0", f"data.root={synthetic_root}"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"so {out} was not written: 34 convolutions in int8" in result.stderr and "wrote" not in result.stdout
+    assert list(tmp_path.iterdir()) == []

@@ -196,6 +196,25 @@ def test_unknown_protocol_is_refused():
         predict_probs(SmallSegmenter().eval(), torch.zeros(1, 3, 8, 8), 5, protocol="mmseg")
 
 
+@pytest.mark.parametrize("protocol", ["coincheung", "standard"])
+def test_a_stride_larger_than_the_crop_is_refused_in_both_protocols(protocol):
+    # Windows of 16 pixels every 24 would leave 8-pixel stripes that no window covers.
+    images = torch.randn(1, 3, 40, 56)
+    for stride in ((24, 8), (8, 24), (0, 8)):
+        with pytest.raises(UserError, match=r"crop stride \[\d+, \d+\] must be between 1 and the crop size "
+                                            r"\[16, 16\]"):
+            predict_probs(Conv().eval(), images, 5, crop_size=(16, 16), crop_stride=stride, protocol=protocol)
+    # A stride of the crop itself covers every pixel once.
+    assert predict_probs(Conv().eval(), images, 5, crop_size=(16, 16), crop_stride=(16, 16),
+                         protocol=protocol).shape == (1, 5, 40, 56)
+
+
+@pytest.mark.parametrize("scales", [(0.0,), (1.0, -0.5), ()])
+def test_scales_that_are_not_positive_are_refused(scales):
+    with pytest.raises(UserError, match="scales must be one or more positive numbers"):
+        predict_probs(Conv().eval(), torch.randn(1, 3, 8, 8), 5, scales=scales)
+
+
 def reference_short_side_size(h, w, shortside):
     ss = shortside
     if h < w:

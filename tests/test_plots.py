@@ -23,7 +23,7 @@ from bisenet.plots.evaluation import (
     scores_from_evaluation,
 )
 
-from conftest import run_tool
+from conftest import listed_files, run_tool, run_with_mounts, then_list_files, tool_argv
 
 SYNTHETIC = "configs/bisenetv1_synthetic.py"
 
@@ -174,6 +174,18 @@ def test_plot_results_compares_a_published_table(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ours_ss_vs_ours_msf.png" in os.listdir(tmp_path / "b")
     assert read_rgb(tmp_path / "b" / "ours_ss_vs_ours_msf.png").shape[0] > 500
+
+
+def test_plots_on_a_full_disk_are_named_and_leave_no_partial_png(tmp_path):
+    (tmp_path / "ours.json").write_text(json.dumps({"modes": {"ss": evaluation(19), "msf": evaluation(19, seed=2)}}))
+    disk = tmp_path / "small"
+    result = run_with_mounts(then_list_files(tool_argv("plot_results.py", tmp_path / "ours.json", "--out",
+                                                       disk / "plots"), disk), {disk: "size=64k"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"no space left on {disk} while writing {disk / 'plots'}" in result.stderr
+    left = listed_files(result.stdout)
+    assert all(size > 0 and ".tmp-" not in path for path, size in left.items()), left
+    assert [line for line in result.stdout.splitlines() if line.startswith("wrote")] == []
 
 
 @pytest.mark.parametrize("content, message", [

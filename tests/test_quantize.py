@@ -18,6 +18,26 @@ from bisenet.metrics import ConfusionMatrix, scores
 from conftest import random_statistics_model, run_tool
 
 
+@pytest.mark.parametrize("tool, args, otherwise", [
+    ("demo.py", ["{image}", "--precision", "int8"], "use fp32 instead (--fast, or --precision fp32)"),
+    ("evaluate.py", ["--precision", "int8"], "use fp32 instead (--fast, or --precision fp32)"),
+    ("export_onnx.py", ["--int8", "--out", "{tmp}/m.onnx"], "export in fp32 (without --int8)"),
+])
+def test_int8_without_its_training_split_says_it_needs_it_to_calibrate(random_weights, tmp_path, tool, args,
+                                                                       otherwise):
+    image = tmp_path / "street.png"
+    cv2.imwrite(str(image), np.zeros((64, 128, 3), np.uint8))
+    root = tmp_path / "nowhere"
+    args = [a.format(image=image, tmp=tmp_path) for a in args]
+    result = run_tool(tool, *args, "--config", "configs/bisenetv1_synthetic.py", "--weights", random_weights,
+                      "--calib-images", "4", f"data.root={root}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert (f"int8 calibrates on 4 images of the config's training split (data.train_split='train' under "
+            f"data.root={root}), which cannot be read: {root}/leftImg8bit/train does not exist. Point data.root at a "
+            f"dataset of the kind the model was trained on (data.root=/path/to/it), or {otherwise}") in result.stderr
+    assert "Register" not in result.stderr
+
+
 def test_calibration_images_are_training_images_preprocessed_for_inference(tiny_cfg):
     got = calibration_inputs(tiny_cfg, 3, seed=1)
     mean, std = np.array(tiny_cfg.data.mean), np.array(tiny_cfg.data.std)

@@ -3,20 +3,39 @@
   python tools/demo.py img.png [--config ... --weights ...] [--out-dir DIR] [--fast | --precision int8]
   python tools/demo.py folder/ | video.mp4 | 0 (camera index)
   python tools/demo.py img.png --weights coincheung/bisenetv1_city   (published weights by name)
+
+Writes into --out-dir, for each image, <name>_color.png (the classes in the palette's colours) and
+<name>_overlay.png (them blended over the image), and for a video or a camera <name>_color.mp4 and
+<name>_overlay.mp4 (camera0_... for camera 0).
 """
 import os
 
-from bisenet.cli import device_of, inference_parser, parse_args, resolve_weights, run, runtime_of, tool_config
+from bisenet.cli import (
+    device_of,
+    inference_parser,
+    parse_args,
+    resolve_weights,
+    run,
+    runtime_of,
+    tool_command,
+    tool_config,
+)
 from bisenet.demo import Segmenter, run_demo
+from bisenet.outputs import check_output_dir
 
 
 def main(argv=None):
     parser = inference_parser(__doc__,
-                              positionals=[("source", "an image, a folder of images, a video file or a camera index")])
-    parser.add_argument("--out-dir", default="output/demo", help="folder for the results (default: %(default)s)")
+                              positionals=[("source", "an image, a folder of images, a video file or a camera index")],
+                              overrides_example="eval.protocol=standard eval.short_side=512")
+    parser.add_argument("--out-dir", default="output/demo",
+                        help="folder for the results: <name>_color.png and <name>_overlay.png per image, "
+                             "<name>_color.mp4 and <name>_overlay.mp4 for a video (default: %(default)s)")
     args = parse_args(parser, argv)
     cfg = tool_config(args)
-    segmenter = Segmenter(cfg, resolve_weights(cfg, args.weights), device_of(args), **runtime_of(args))
+    check_output_dir(args.out_dir, "--out-dir")
+    segmenter = Segmenter(cfg, resolve_weights(cfg, args.weights, tool_command(__file__, args)), device_of(args),
+                          **runtime_of(args))
     for path in run_demo(segmenter, args.source, args.out_dir):
         print(f"wrote {os.path.normpath(path)}")
 

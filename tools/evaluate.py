@@ -6,27 +6,43 @@
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
 from bisenet import distributed
-from bisenet.cli import device_of, inference_parser, parse_args, resolve_weights, run, runtime_of, tool_config
-from bisenet.engine.evaluator import evaluate_weights, mode_settings, result_to_dict
+from bisenet.cli import (
+    device_of,
+    inference_parser,
+    parse_args,
+    positive_float,
+    positive_int,
+    resolve_weights,
+    run,
+    runtime_of,
+    tool_command,
+    tool_config,
+)
+from bisenet.engine.evaluator import evaluate_weights, evaluation_modes, result_to_dict
+from bisenet.outputs import check_output_dir, check_output_file
 from bisenet.plots import require_matplotlib
 from bisenet.plots.evaluation import scores_from_evaluation, write_result_plots
 
 
 def main(argv=None):
-    parser = inference_parser(__doc__)
+    parser = inference_parser(__doc__, overrides_example="eval.batch_size=1 data.root=/data/cityscapes")
     parser.add_argument("--msc", action="store_true", help="multi-scale: the config's eval.scales unless --scales")
     parser.add_argument("--flip", action="store_true", help="add horizontally flipped predictions")
     parser.add_argument("--crop", action="store_true", help="sliding-window crops of eval.crop_size")
-    parser.add_argument("--scales", type=float, nargs="+", help="scales to use (implies --msc)")
-    parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="crop size (implies --crop)")
-    parser.add_argument("--crop-stride", type=int, nargs=2, metavar=("H", "W"),
-                        help="crop stride (default: 2/3 of the crop size)")
+    parser.add_argument("--scales", type=positive_float, nargs="+",
+                        help="scales to use (implies --msc; with --modes, those of its multi-scale modes)")
+    parser.add_argument("--crop-size", type=positive_int, nargs=2, metavar=("H", "W"),
+                        help="crop size (implies --crop; with --modes, that of its crop modes)")
+    parser.add_argument("--crop-stride", type=positive_int, nargs=2, metavar=("H", "W"),
+                        help="crop stride, at most the crop size (default: 2/3 of it; implies --crop; with --modes, "
+                             "that of its crop modes)")
     parser.add_argument("--modes", metavar="M1,M2,...",
                         help="several modes in one run, named as in the reference's table: ss,ssc,msf,mscf (or all "
-                             "for those four), with the config's eval.scales and eval.crop_size")
+                             "for those four), with the config's eval.scales and eval.crop_size unless --scales, "
+                             "--crop-size")
     parser.add_argument("--save-pred", metavar="DIR",
                         help="write predictions as labelIds PNGs (DIR/labelIds, official format) and colour PNGs "
-                             "(DIR/color)")
+                             "(DIR/color); with several --modes, each mode's in DIR/<mode>/")
     parser.add_argument("--json", metavar="FILE", help="also write the scores to this JSON file")
     parser.add_argument("--plots", metavar="DIR",
                         help="also draw each mode's confusion matrix and per-class IoU, and the first mode against "
@@ -35,18 +51,16 @@ def main(argv=None):
                         help="the EMA weights (model_ema) of a run trained with train.ema_decay, not its weights")
     args = parse_args(parser, argv)
     cfg = tool_config(args)
+    modes = evaluation_modes(cfg.eval, args.modes, args.msc, args.flip, args.crop, args.scales, args.crop_size,
+                             args.crop_stride)
     if args.plots:
         require_matplotlib("evaluate --plots")  # now, not after the evaluation
-    if args.modes:
-        names = ["ss", "ssc", "msf", "mscf"] if args.modes == "all" else args.modes.split(",")
-        modes = [mode_settings(name.strip(), cfg.eval) for name in names]
-    else:
-        scales = tuple(args.scales) if args.scales else (tuple(cfg.eval.scales) if args.msc else (1.0,))
-        crop = args.crop_size or (cfg.eval.crop_size if args.crop or args.crop_stride else None)
-        modes = [{"scales": scales, "flip": args.flip, "crop_size": tuple(crop) if crop else None,
-                  "crop_stride": tuple(args.crop_stride) if args.crop_stride else None, "protocol": cfg.eval.protocol,
-                  "short_side": cfg.eval.short_side}]
-    weights = resolve_weights(cfg, args.weights)
+        check_output_dir(args.plots, "--plots")
+    if args.save_pred:
+        check_output_dir(args.save_pred, "--save-pred")
+    if args.json:
+        check_output_file(args.json, "--json")
+    weights = resolve_weights(cfg, args.weights, tool_command(__file__, args))
     device = distributed.init_from_environment(device_of(args))
     try:
         results = evaluate_weights(cfg, weights, device, modes, save_pred_dir=args.save_pred, json_path=args.json,

@@ -1,13 +1,46 @@
 """Export: BatchNorm folded into the convolutions, ONNX and TorchScript files. Depends on the
 models only; running the exports is ``bisenet.deploy.runtime``'s job."""
 import copy
+import functools
 import inspect
+import io
 
 import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from bisenet.errors import require
+from bisenet.errors import UserError, require
+from bisenet.outputs import write_bytes
+
+
+@functools.lru_cache(maxsize=None)
+def supported_opsets():
+    """The ONNX opsets ``export_onnx`` writes with the installed torch: from 11, the first whose
+    Resize has the coordinate modes of our bilinear resizes (opsets 9 and 10 export a different
+    resize, 7 and 8 none), to the newest the TorchScript-based exporter supports (it warns and
+    writes untested graphs above that)."""
+    from torch.onnx import _constants  # private, so every name is looked up with a fallback
+
+    highest = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None) or getattr(
+        _constants, "ONNX_MAX_OPSET", 17)
+    return range(max(11, getattr(_constants, "ONNX_MIN_OPSET", 7)), highest + 1)
+
+
+def check_opset(opset):
+    """Refuse an opset ``export_onnx`` cannot write, naming the range it can."""
+    opsets = supported_opsets()
+    if opset not in opsets:
+        raise UserError(f"ONNX opset {opset} is not one that torch {torch.__version__.split('+')[0]} exports these "
+                        f"models to: give {opsets[0]} to {opsets[-1]}")
+    return opset
+
+
+def _write(path, data):
+    """``data`` into a binary buffer, or to a file name atomically."""
+    if hasattr(path, "write"):
+        path.write(data)
+    else:
+        write_bytes(path, data)
 
 
 def fold_batchnorm(model):
@@ -58,8 +91,10 @@ class ExportModel(nn.Module):
 
 
 def export_onnx(model, path, size, dynamic=False, argmax=False, opset=17):
-    """Write ``path`` (a file name or a binary buffer); with ``dynamic`` the batch size, height
-    and width are free. Returns the exported (folded) module."""
+    """Write ``path`` (a file name, written atomically, or a binary buffer); with ``dynamic`` the
+    batch size, height and width are free. ``opset``: one of ``supported_opsets()``. Returns the exported
+    (folded) module."""
+    check_opset(opset)
     require("onnx", "deploy", "ONNX export")  # torch's exporter writes through it
     wrapper = ExportModel(model.cpu(), argmax).eval()
     example = torch.randn(1, 3, *size)
@@ -71,17 +106,22 @@ def export_onnx(model, path, size, dynamic=False, argmax=False, opset=17):
     # The TorchScript-based exporter: it takes dynamic_axes as written. Newer torch defaults to
     # the dynamo exporter and older torch (< 2.5) has no such argument.
     legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    buffer = io.BytesIO()
     with torch.no_grad():
-        torch.onnx.export(wrapper, (example,), path, input_names=["image"], output_names=[output],
+        torch.onnx.export(wrapper, (example,), buffer, input_names=["image"], output_names=[output],
                           dynamic_axes=axes, opset_version=opset, **legacy)
+    _write(path, buffer.getvalue())
     return wrapper
 
 
 def export_torchscript(model, path, size):
-    """A traced TorchScript module (logits) for libtorch; sizes stay free because every resize
-    in the model reads its target size from a tensor."""
+    """A traced TorchScript module (logits) for libtorch, written to ``path`` (a file name,
+    atomically, or a binary buffer); sizes stay free because every resize in the model reads its
+    target size from a tensor."""
     wrapper = ExportModel(model.cpu()).eval()
     with torch.no_grad():
         traced = torch.jit.trace(wrapper, torch.randn(1, 3, *size), check_trace=False)
-    traced.save(path)
+    buffer = io.BytesIO()
+    torch.jit.save(traced, buffer)
+    _write(path, buffer.getvalue())
     return traced

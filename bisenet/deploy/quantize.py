@@ -9,9 +9,10 @@ import warnings
 import numpy as np
 import torch
 
-from bisenet.data.io import DatasetError
+from bisenet.data.io import DatasetError, describe
 from bisenet.deploy.export import export_onnx
 from bisenet.errors import require
+from bisenet.outputs import write_bytes
 
 # Measured on the quickstart model (synthetic val split, 74.41% mIoU in fp32; AVX2, 2 threads,
 # benchmarks/fast_accuracy.py): pixels whose class matches fp32 / mIoU / s at 1024x2048, with
@@ -21,15 +22,27 @@ from bisenet.errors import require
 KEEP_FP32 = ("classifier", "upsample")
 
 
-def calibration_inputs(cfg, count, seed=0):
+def calibration_inputs(cfg, count, seed=0, otherwise="use fp32 instead (--fast, or --precision fp32)"):
     """``count`` images (1x3xHxW float32 arrays) drawn at random from the config's training
     split and preprocessed as for inference (normalised, full size). Raises ``DatasetError``
-    when the split cannot be read."""
+    when the split cannot be read, saying that int8 needs it to calibrate and, ``otherwise``,
+    what to do without it."""
     from bisenet.data.dataset import SegmentationDataset
     from bisenet.data.transforms import build_eval_transform
 
-    dataset = SegmentationDataset(cfg.data, cfg.data.train_split, transform=build_eval_transform(cfg.data),
-                                  list_file=cfg.data.train_list, num_classes=cfg.model.num_classes)
+    data = cfg.data
+    try:
+        dataset = SegmentationDataset(data, data.train_split, transform=build_eval_transform(data),
+                                      list_file=data.train_list, num_classes=cfg.model.num_classes)
+    except DatasetError as exc:
+        # The dataset's own message tells how to download it, which is not the question here: a
+        # model trained elsewhere calibrates on any images of the kind it was trained on.
+        where = data.train_list or os.path.join(data.root, data.image_dir.format(split=data.train_split))
+        reason = f"{where} does not exist" if not os.path.exists(where) else describe(exc)
+        raise DatasetError(f"int8 calibrates on {count} images of the config's training split "
+                           f"(data.train_split={data.train_split!r} under data.root={data.root}), which cannot be "
+                           f"read: {reason}. Point data.root at a dataset of the kind the model was trained on "
+                           f"(data.root=/path/to/it), or {otherwise}") from None
     order = np.random.default_rng(seed).permutation(len(dataset))[:count]
     return [dataset[int(i)]["image"][None].numpy() for i in order]
 
@@ -68,7 +81,7 @@ class _Reader:
 
 
 def quantize_int8(model, inputs, path=None, keep_fp32=KEEP_FP32, reduce_range=False):
-    """The int8 ONNX model (bytes, also written to ``path`` if given) of the eval-mode ``model``,
+    """The int8 ONNX model (bytes, also written atomically to ``path`` if given) of the eval-mode ``model``,
     BatchNorm folded, any input size, calibrated on ``inputs`` (see ``calibration_inputs``)."""
     onnx = require("onnx", "deploy", "int8 quantisation")
     quantization = require("onnxruntime.quantization", "deploy", "int8 quantisation")
@@ -91,8 +104,7 @@ def quantize_int8(model, inputs, path=None, keep_fp32=KEEP_FP32, reduce_range=Fa
         with open(int8, "rb") as f:
             data = f.read()
     if path is not None:
-        with open(path, "wb") as f:
-            f.write(data)
+        write_bytes(path, data)
     return data
 
 

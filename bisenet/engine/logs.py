@@ -1,6 +1,7 @@
 """What a training run writes about itself: lines for people through the standard ``logging``
 module (to the console and to ``log.txt``, on the main process), ``metrics.jsonl`` for tools
 (one JSON object per line), and a plot of both."""
+import io
 import json
 import logging
 import logging.handlers
@@ -10,6 +11,7 @@ import warnings
 from tqdm import tqdm
 
 from bisenet.errors import UserError, require
+from bisenet.outputs import write_bytes
 
 
 class _ConsoleHandler(logging.Handler):
@@ -141,6 +143,7 @@ def plot_metrics(metrics_path, out_path):
     for axis in axes[:2]:
         axis.legend()
     figure.tight_layout()
-    figure.savefig(out_path, dpi=100)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=100, format="png")
     plt.close(figure)
-    return out_path
+    return write_bytes(out_path, buffer.getvalue())

@@ -7,9 +7,10 @@ matplotlib's default style, so that a user's matplotlibrc cannot change them and
 gives the same bytes.
 """
 import contextlib
-import os
+import io
 
 from bisenet.errors import require
+from bisenet.outputs import write_bytes
 
 
 def require_matplotlib(feature):
@@ -39,12 +40,13 @@ def figure(feature, **kwargs):
 
 
 def save(fig, path, dpi=100, tight=True):
-    """Write ``fig`` as a PNG. ``tight`` grows the canvas to the labels, so that long class
-    names are never clipped. PNGs carry no date, so equal figures give equal bytes."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight" if tight else None, pad_inches=0.1,
+    """Write ``fig`` as a PNG, atomically (``bisenet.outputs``). ``tight`` grows the canvas to the
+    labels, so that long class names are never clipped. PNGs carry no date, so equal figures
+    give equal bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png", bbox_inches="tight" if tight else None, pad_inches=0.1,
                 facecolor="white")
-    return path
+    return write_bytes(path, buffer.getvalue())
 
 
 def short_name(name, limit):
