@@ -72,7 +72,7 @@ def test_missing_files_for_the_other_tools(tmp_path):
     assert_message(run_tool("plot_log.py", tmp_path / "nowhere"), "metrics.jsonl not found")
     assert_message(run_tool("download_weights.py", "coincheung/bisenetv3_city"), "no published weights named")
     assert_message(run_tool("make_synthetic_cityscapes.py", "--root", "/proc/nowhere", "--train", "1", "--val", "1"),
-                   "cannot write the dataset into /proc/nowhere")
+                   "cannot write --root /proc/nowhere: /proc is not writable")
     assert_message(run_tool("train.py", "--config", "configs/bisenetv1_synthetic.py", "--finetune-from",
                             tmp_path / "nowhere.pth", f"train.output_dir={tmp_path}/run"),
                    f"weights file not found: {tmp_path}/nowhere.pth")
