@@ -284,10 +284,12 @@ def matmul_rates(shapes=LIMIT_SHAPES, warmup=2, runs=5):
 
 
 def limit_of(dtype, rates, threads, clocks, flags, vendor="", family=0):
-    """The upper bound on ``dtype``'s rate (GOP/s) that the benchmark compares its modes with.
+    """The limit on ``dtype``'s rate (GOP/s) that the benchmark compares its modes with, an
+    upper bound wherever the CPU is known.
 
     The instruction-set peak: ``threads`` x ``peak_ops_per_cycle`` x the highest of ``clocks``
-    (GHz by source), each figure taken at its largest so that the product is never too low. It
+    (GHz by source), each figure taken at its largest so that the product is never too low (a
+    thread counts as a whole core, though two hyperthreads share one core's units). It
     is also never below a rate of ``rates`` (``matmul_rates``'s list): if one beats it, a
     premise was wrong (a clock under the real one), and the best measured rate is the limit,
     named as such. Without a table row for the CPU the best measured rate is all there is; it
