@@ -203,3 +203,14 @@ def test_the_bisenet_command_runs_each_tool_by_name(capsys, monkeypatch):
         assert capsys.readouterr().out.startswith("usage: download_weights.py [-h] [NAME ...]")
     with pytest.raises(UserError, match="no tool named 'trian'; the tools are benchmark, browse-dataset"):
         command_main(["trian"])
+
+
+def test_output_paths_are_refused_before_the_work(tmp_path):
+    (tmp_path / "file").write_text("")
+    taken = tmp_path / "file" / "out"
+    result = run_tool("convert_checkpoint.py", "--from", "coincheung", tmp_path / "nowhere.pth", taken / "x.pth")
+    assert_message(result, f"the converted checkpoint {taken / 'x.pth'} cannot be created")  # not the missing source
+    result = run_tool("check_dataset.py", "--config", "configs/bisenetv1_synthetic.py", "--root", tmp_path / "nowhere",
+                      "--plots", taken)
+    assert_message(result, f"--plots {taken} cannot be created")
+    assert result.stdout == ""  # no scan, no report

@@ -11,6 +11,7 @@ import sys
 
 from bisenet.cli import config_parser, parse_args, positive_int, run, tool_config
 from bisenet.data.check import check_dataset, format_report
+from bisenet.outputs import check_output_dir
 from bisenet.plots import require_matplotlib
 from bisenet.plots.statistics import write_dataset_plots
 
@@ -28,8 +29,9 @@ def main(argv=None):
     if args.list_file:
         args.overrides.append(f"data.train_list={args.list_file}")
     cfg = tool_config(args)
-    if args.plots:
-        require_matplotlib("check_dataset --plots")  # before the scan, not after it
+    if args.plots:  # before the scan, not after it
+        require_matplotlib("check_dataset --plots")
+        check_output_dir(args.plots, "--plots")
     splits = args.splits or [cfg.data.train_split, cfg.data.val_split]
     report = check_dataset(cfg.data, cfg.model.num_classes, splits, args.workers)
     print(format_report(report))

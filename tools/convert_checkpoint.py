@@ -9,6 +9,7 @@ from bisenet.checkpoint import CONVERTERS, CheckpointError, read_state_dict, sav
 from bisenet.cli import ToolParser, config_file, run
 from bisenet.config import load_config
 from bisenet.errors import UserError
+from bisenet.outputs import check_output_file
 from bisenet.weights import convert_reference
 
 
@@ -20,6 +21,7 @@ def main(argv=None):
     parser.add_argument("src", help="checkpoint to convert")
     parser.add_argument("dst", help="the converted checkpoint to write")
     args = parser.parse_args(argv)
+    check_output_file(args.dst, "the converted checkpoint")
     cfg = load_config(config_file(args.config)) if args.config else None
     try:
         state, notes, cfg = convert_reference(read_state_dict(args.src), args.src, cfg)
