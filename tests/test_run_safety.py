@@ -235,4 +235,4 @@ def test_export_and_convert_refuse_bad_arguments_with_a_message(tmp_path, cfg):
     (tmp_path / "file").write_text("")
     result = run_tool("convert_checkpoint.py", "--from", "coincheung", weights, str(tmp_path / "file" / "x.pth"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"cannot write {tmp_path / 'file' / 'x.pth'}" in result.stderr
+    assert f"the converted checkpoint {tmp_path / 'file' / 'x.pth'} cannot be created" in result.stderr
