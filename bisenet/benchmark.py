@@ -1,9 +1,16 @@
-"""Measuring a model: parameters, counted FLOPs, latency and peak memory, the machine's own limit
-(matrix multiplies in fp32 and int8) to compare them with, and the time from file to file."""
+"""Measuring a model: parameters, counted FLOPs, latency and peak memory, the machine's limit to
+compare them with (the instruction-set peak in fp32 and int8, an upper bound, beside measured
+matrix multiplies), and the time from file to file."""
+import contextlib
+import ctypes
+import glob
 import io
+import mmap
 import os
+import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 
@@ -17,10 +24,31 @@ from bisenet.deploy.runtime import OnnxRuntimeModel, make_fast, onnx_session
 
 # The instruction sets that decide which kernels run: fp32 FMA width, int8 dot products (VNNI,
 # AMX) and bf16.
-CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-# A matrix multiply of the shape most of the model's work has: the im2col of a 3x3 convolution
-# with 256 channels at 1/16 of a 1024x2048 image (ResNet-18's layer3), 9.7 GFLOP.
-LIMIT_SHAPE = (8192, 2304, 256)
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16",
+                "amx_int8")
+# Matrix multiplies timed to show how close the libraries come to the peak: the shape most of the
+# model's work has (the im2col of a 3x3 convolution with 256 channels at 1/16 of a 1024x2048
+# image, ResNet-18's layer3, 9.7 GFLOP) and a square one.
+LIMIT_SHAPES = ((8192, 2304, 256), (2048, 2048, 2048))
+# The widest multiply-add arithmetic of each instruction set, per core and cycle: (the flags it
+# needs, its name, execution units, 32-bit lanes per unit, multiply-adds per lane, vector width).
+# A CPU's figure is the largest row whose flags it has. Where processors with the same flags
+# differ the row takes the larger figure (two 512-bit FMA units, as on Xeon Gold and Platinum;
+# Silver has one), so that threads x operations per cycle x clock is an upper bound on any
+# kernel's rate, never a typical one. int8 rows count u8 x s8 products.
+PEAK_MACS = {
+    "fp32": ((("avx512f",), "AVX-512", 2, 16, 1, 512),
+             (("avx2", "fma"), "AVX2 FMA", 2, 8, 1, 256),
+             (("avx",), "AVX multiply and add", 1, 8, 1, 256),
+             (("sse2",), "SSE multiply and add", 1, 4, 1, 128)),
+    "int8": ((("amx_int8",), "AMX (a 16x16x64 tile product per 16 cycles)", 1, 256, 4, None),
+             (("avx512_vnni",), "AVX-512 VNNI", 2, 16, 4, 512),
+             (("avx512bw",), "AVX-512BW pmaddubsw", 2, 16, 4, 512),
+             (("avx_vnni",), "AVX-VNNI", 2, 8, 4, 256),
+             (("avx2",), "AVX2 pmaddubsw", 2, 8, 4, 256),
+             (("ssse3",), "SSSE3 pmaddubsw", 2, 4, 4, 128)),
+}
+UNITS = {"fp32": "GFLOP/s", "int8": "GOP/s"}
 
 
 def count_flops(model, size, device="cpu"):
@@ -90,15 +118,124 @@ def benchmark(run, size, device, warmup=2, runs=5):
     return result
 
 
-def cpu_features():
+def cpu_info(path="/proc/cpuinfo"):
+    """The CPU as Linux describes it: vendor, family, model, model name, the set of flags and the
+    largest "cpu MHz" of any core (empty values elsewhere)."""
+    info = {"vendor": "", "family": 0, "model": 0, "model_name": "", "flags": set(), "mhz": None}
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return info
+    for line in lines:
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "vendor_id":
+            info["vendor"] = value
+        elif key in ("cpu family", "model") and value.isdigit():
+            info["family" if key == "cpu family" else "model"] = int(value)
+        elif key == "model name":
+            info["model_name"] = value
+        elif key == "flags":
+            info["flags"] |= set(value.split())
+        elif key == "cpu MHz":
+            info["mhz"] = max(info["mhz"] or 0.0, float(value))
+    return info
+
+
+def cpu_features(info=None):
     """The instruction sets of ``CPU_FEATURES`` this CPU has (Linux's /proc/cpuinfo; empty
     elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return []
+    flags = (info or cpu_info())["flags"]
     return [name for name in CPU_FEATURES if name in flags]
+
+
+def peak_ops_per_cycle(dtype, flags, vendor="", family=0):
+    """``(operations per cycle per core, how)`` for ``dtype`` ("fp32" or "int8"; a multiply-add
+    is 2 operations), the most any CPU with ``flags`` can do, or ``(None, None)`` when no row of
+    ``PEAK_MACS`` applies."""
+    # AMD's Zen 4 (family 25; Zen 3 in that family has no AVX-512) runs each 512-bit
+    # instruction on 256-bit halves, so AVX-512 doubles no throughput there. Zen 5 (family 26)
+    # has full-width units and keeps the row's figure, the larger one.
+    halves = vendor == "AuthenticAMD" and family <= 25
+    best = (None, None)
+    for needs, name, units, lanes, per_lane, width in PEAK_MACS[dtype]:
+        if not set(needs) <= set(flags):
+            continue
+        if halves and width == 512:
+            name, lanes = f"{name} on 256-bit halves (AMD family {family})", lanes // 2
+        ops = 2 * units * lanes * per_lane
+        if best[0] is None or ops > best[0]:
+            best = (ops, f"{name}: {units} unit{'s' if units > 1 else ''} x {lanes} lanes x {per_lane} "
+                         f"multiply-add{'s' if per_lane > 1 else ''} x 2")
+    return best
+
+
+def available_cpus():
+    """The CPUs this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# A chain of dependent register additions (add rax, rdx: one cycle of latency on every x86-64
+# core; a register operand, so that no renamer can fold it as it can an immediate), then
+# dec rdi / jnz back, ret: System V's first argument (rdi) is the iteration count. The loop
+# counter is a second, independent chain that overlaps, so an iteration takes CLOCK_CHAIN cycles.
+CLOCK_CHAIN = 64
+_CLOCK_LOOP = (bytes.fromhex("4801d0") * CLOCK_CHAIN + bytes.fromhex("48ffcf")
+               + bytes.fromhex("0f85") + (-(3 * CLOCK_CHAIN + 3 + 6)).to_bytes(4, "little", signed=True)
+               + bytes.fromhex("c3"))
+
+
+def measure_clock_ghz(iterations=1 << 14, repeats=200):
+    """The clock this core runs at, in GHz, from timed runs of ``CLOCK_CHAIN`` x ``iterations``
+    and twice as many dependent one-cycle additions: the fastest of ``repeats`` runs of each
+    (being descheduled only slows a run; at ~0.3 ms one fits between the time slices of a busy
+    machine). One busy core of scalar work runs at a turbo clock at least as high as that of
+    all cores in vector work. None where it cannot run: not x86-64 Linux, or executable memory
+    refused."""
+    if sys.platform != "linux" or platform.machine() != "x86_64":
+        return None
+    try:
+        memory = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    except (OSError, ValueError):
+        return None
+    with memory:
+        memory.write(_CLOCK_LOOP)
+        cell = ctypes.c_char.from_buffer(memory)
+        loop = ctypes.CFUNCTYPE(None, ctypes.c_uint64)(ctypes.addressof(cell))
+        loop(64 * iterations)  # raise the clock from idle before timing it
+        fastest = {1: float("inf"), 2: float("inf")}
+        for _ in range(repeats):
+            for times in fastest:
+                start = time.perf_counter()
+                loop(times * iterations)
+                fastest[times] = min(fastest[times], time.perf_counter() - start)
+        del loop, cell  # the buffer must not be exported when the mapping closes
+    # The difference of the two lengths cancels the time of the call itself, unless a fastest
+    # run was still slowed: then its implied call time is negative or large, and the longer run
+    # alone (call included, a clock a little low) is what is left.
+    call = 2 * fastest[1] - fastest[2]
+    seconds = fastest[2] - fastest[1] if 0 <= call < 0.05 * fastest[1] else fastest[2] / 2
+    return CLOCK_CHAIN * iterations / seconds / 1e9
+
+
+def reported_clocks_ghz(info=None):
+    """The clocks the system reports, in GHz by source: /proc/cpuinfo's "cpu MHz" (the current
+    clock on bare metal, often the nominal one in a VM) and cpufreq's maximum (absent in most
+    VMs)."""
+    info = info or cpu_info()
+    clocks = {}
+    if info["mhz"]:
+        clocks["/proc/cpuinfo cpu MHz"] = info["mhz"] / 1000
+    khz = []
+    for path in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq"):
+        with contextlib.suppress(OSError, ValueError), open(path) as f:
+            khz.append(int(f.read()))
+    if khz:
+        clocks["cpufreq cpuinfo_max_freq"] = max(khz) / 1e6
+    return clocks
 
 
 def _matmul_graph(m, k, n, integer):
@@ -121,27 +258,110 @@ def _matmul_graph(m, k, n, integer):
     return model.SerializeToString()
 
 
-def machine_limit(shape=LIMIT_SHAPE, warmup=2, runs=5):
-    """This machine's fp32 and int8 throughput, in billions of operations per second (a multiply
-    and an add count as two), on a matrix multiply of ``shape`` (M, K, N) with torch's threads:
-    fp32 the faster of PyTorch and onnxruntime, int8 onnxruntime's uint8 x int8 kernel (the one
-    its int8 convolutions use; None without onnxruntime)."""
-    m, k, n = shape
-    ops = 2 * m * k * n
+def matmul_rates(shapes=LIMIT_SHAPES, warmup=2, runs=5):
+    """Measured matrix-multiply rates with torch's threads, in billions of operations per second
+    (a multiply-add is two): fp32 in PyTorch and onnxruntime, int8 in onnxruntime's uint8 x int8
+    kernel (the one its int8 convolutions use; none without onnxruntime), for each (M, K, N) of
+    ``shapes``. Each is the fastest of ``runs``: a rate the machine has shown it reaches."""
+    rates = []
     rng = np.random.default_rng(0)
-    a = torch.from_numpy(rng.standard_normal((m, k), dtype=np.float32))
-    b = torch.from_numpy(rng.standard_normal((k, n), dtype=np.float32))
-    best = {"fp32": ops / measure_latency(lambda: torch.mm(a, b), "cpu", warmup, runs)["min_s"], "int8": None}
-    try:
-        inputs = (("fp32", False, a.numpy()), ("int8", True, rng.integers(0, 256, (m, k), np.uint8)))
-        for dtype, integer, feed in inputs:
-            session = onnx_session(_matmul_graph(m, k, n, integer))
-            rate = ops / measure_latency(lambda: session.run(None, {"a": feed}), "cpu", warmup, runs)["min_s"]
-            best[dtype] = max(best[dtype] or 0.0, rate)
-    except ImportError:
-        pass
-    return {"fp32_gflops": best["fp32"] / 1e9, "int8_gops": best["int8"] / 1e9 if best["int8"] else None,
-            "shape": list(shape), "threads": torch.get_num_threads(), "cpu_features": cpu_features()}
+    for m, k, n in shapes:
+        ops = 2 * m * k * n
+        a = torch.from_numpy(rng.standard_normal((m, k), dtype=np.float32))
+        b = torch.from_numpy(rng.standard_normal((k, n), dtype=np.float32))
+        timed = [("fp32", "torch", lambda: torch.mm(a, b))]
+        try:
+            for dtype, integer, feed in (("fp32", False, a.numpy()),
+                                         ("int8", True, rng.integers(0, 256, (m, k), np.uint8))):
+                session = onnx_session(_matmul_graph(m, k, n, integer))
+                timed.append((dtype, "onnxruntime", lambda session=session, feed=feed: session.run(None, {"a": feed})))
+        except ImportError:
+            pass
+        for dtype, library, run in timed:
+            seconds = measure_latency(run, "cpu", warmup, runs)["min_s"]
+            rates.append({"dtype": dtype, "library": library, "shape": [m, k, n], "gops": ops / seconds / 1e9})
+    return rates
+
+
+def limit_of(dtype, rates, threads, clocks, flags, vendor="", family=0):
+    """The limit on ``dtype``'s rate (GOP/s) that the benchmark compares its modes with, an
+    upper bound wherever the CPU is known.
+
+    The instruction-set peak: ``threads`` x ``peak_ops_per_cycle`` x the highest of ``clocks``
+    (GHz by source), each figure taken at its largest so that the product is never too low (a
+    thread counts as a whole core, though two hyperthreads share one core's units). It
+    is also never below a rate of ``rates`` (``matmul_rates``'s list): if one beats it, a
+    premise was wrong (a clock under the real one), and the best measured rate is the limit,
+    named as such. Without a table row for the CPU the best measured rate is all there is; it
+    is then not a bound, as a convolution may beat a matrix multiply."""
+    measured = sorted((r for r in rates if r["dtype"] == dtype), key=lambda r: r["gops"], reverse=True)
+    best = measured[0] if measured else None
+    ops_per_cycle, how = peak_ops_per_cycle(dtype, flags, vendor, family)
+    peak = None
+    if ops_per_cycle and clocks:
+        source, ghz = max(clocks.items(), key=lambda item: item[1])
+        peak = {"threads": threads, "ops_per_cycle": ops_per_cycle, "how": how, "ghz": ghz, "clock_source": source,
+                "gops": threads * ops_per_cycle * ghz}
+    if peak and (best is None or peak["gops"] >= best["gops"]):
+        kind, gops = "instruction-set peak", peak["gops"]
+    elif best:
+        kind, gops = "best measured matmul", best["gops"]
+    else:
+        kind, gops = None, None
+    return {"dtype": dtype, "gops": gops, "kind": kind, "is_upper_bound": kind == "instruction-set peak",
+            "peak": peak, "best_measured": best, "measured": measured}
+
+
+def machine_limit(shapes=LIMIT_SHAPES, warmup=2, runs=5, clock=True):
+    """This machine's fp32 and int8 limits (``limit_of``) for torch's thread count (at most the
+    CPUs this process may use), with what they were computed from: the CPU, its clocks (reported
+    and, with ``clock``, measured) and the measured matrix multiplies."""
+    info = cpu_info()
+    threads = min(torch.get_num_threads(), available_cpus())
+    clocks = reported_clocks_ghz(info)
+    measured = measure_clock_ghz() if clock else None
+    if measured:
+        clocks["measured"] = measured
+    rates = matmul_rates(shapes, warmup, runs)
+    limits = {dtype: limit_of(dtype, rates, threads, clocks, info["flags"], info["vendor"], info["family"])
+              for dtype in PEAK_MACS}
+    return {"fp32_gflops": limits["fp32"]["gops"], "int8_gops": limits["int8"]["gops"], **limits,
+            "threads": threads, "clocks_ghz": clocks, "cpu_features": cpu_features(info),
+            "cpu": {key: info[key] for key in ("vendor", "family", "model", "model_name")}}
+
+
+def limit_for(limit, dtype):
+    """``machine_limit``'s entry for a result's ``dtype`` (int8 models count against int8's)."""
+    return limit["int8" if dtype == "int8" else "fp32"]
+
+
+def fraction_of_limit(rate, entry):
+    """``rate`` / the limit ``entry`` (``limit_of``), or None when there is no limit or the rate
+    is above it: a limit that is exceeded is not one, and no fraction over 1 is printed."""
+    if not entry["gops"] or rate > entry["gops"]:
+        return None
+    return rate / entry["gops"]
+
+
+def describe_limit(entry):
+    """One line: which kind of limit ``entry`` (``limit_of``) is, how it was obtained, and the
+    best measured matrix multiply."""
+    unit, best = UNITS[entry["dtype"]], entry["best_measured"]
+    measured = (f"best measured matmul {best['gops']:.0f} {unit} ({best['library']}, "
+                f"{'x'.join(map(str, best['shape']))})") if best else "no matmul measured (no onnxruntime)"
+    peak = entry["peak"]
+    if peak:
+        clock = "measured clock" if peak["clock_source"] == "measured" else peak["clock_source"]
+        peak_text = (f"instruction-set peak {peak['threads']} threads x {peak['ops_per_cycle']} "
+                     f"{'FLOP' if entry['dtype'] == 'fp32' else 'OP'}/cycle ({peak['how']}) x {peak['ghz']:.2f} GHz "
+                     f"({clock}) = {peak['gops']:.0f} {unit}")
+    if entry["kind"] == "instruction-set peak":
+        return f"{entry['dtype']} limit: {peak_text}; {measured}"
+    if entry["kind"] == "best measured matmul":
+        why = (f"the {peak_text} is below it, so a premise of the peak is wrong" if peak
+               else "no instruction-set peak is known for this CPU")
+        return f"{entry['dtype']} limit: {measured}, not an upper bound ({why})"
+    return f"{entry['dtype']} limit: unknown (no instruction-set peak for this CPU and {measured})"
 
 
 def end_to_end(segmenter, size, warmup=1, runs=3):

@@ -1,21 +1,24 @@
 """What the command-line tools share: the argument parser, the config and weights they resolve,
-and ``run``, the one place where bad input becomes a message and an exit code."""
+``run``, the one place where bad input becomes a message and an exit code, and ``command``, the
+``bisenet <tool>`` command that runs a tool of an installed package."""
 import argparse
+import ast
 import math
 import os
+import re
+import runpy
 import shlex
 import sys
 
 import torch
 
 from bisenet import distributed
-from bisenet.config import load_config
+from bisenet.config import ConfigError, load_config
 from bisenet.data.io import describe
 from bisenet.deploy.runtime import PRECISIONS
 from bisenet.errors import MissingFileError, UserError
+from bisenet.resources import CONFIG_DIR, TOOLS_DIR
 from bisenet.weights import PUBLISHED, config_path, fetch
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(main, argv=None):
@@ -165,15 +168,28 @@ def non_negative_float(text):
 
 
 def tool_config(args):
-    """The config of a tool's arguments: ``--config`` (also found relative to the checkout, for
-    configs/... from another folder), else that of published ``--weights``, else the default."""
+    """The config of a tool's arguments: ``--config`` (``config_file``), else that of published
+    ``--weights``, else the default."""
     path = args.config
     if path is None:
         named = PUBLISHED.get(getattr(args, "weights", None) or "")
         path = config_path(named) if named and named.config else getattr(args, "default_config", None)
-    if path and not os.path.isfile(path) and os.path.isfile(os.path.join(REPO_ROOT, path)):
-        path = os.path.join(REPO_ROOT, path)
-    return load_config(path, args.overrides)
+    return load_config(config_file(path), args.overrides)
+
+
+def config_file(path):
+    """The file of a ``--config`` value: ``path`` itself when it is a file, else the shipped
+    config it names, ``configs/bisenetv1_city.py`` or ``bisenetv1_city.py``, from any folder and
+    in an installed package (``bisenet.resources.CONFIG_DIR``)."""
+    if path is None or os.path.isfile(path):
+        return path
+    parts = os.path.normpath(path).split(os.sep)
+    parts = parts[1:] if parts[0] == "configs" else parts
+    if parts and not os.path.isabs(path) and ".." not in parts and os.path.isfile(os.path.join(CONFIG_DIR, *parts)):
+        return os.path.join(CONFIG_DIR, *parts)
+    names = sorted(name for name in os.listdir(CONFIG_DIR) if name.endswith(".py")) if os.path.isdir(CONFIG_DIR) else []
+    raise ConfigError(f"config file not found: {path} (nor among the shipped configs in {CONFIG_DIR}: "
+                      f"{', '.join(names) or 'none'})")
 
 
 def tool_command(tool_file, args):
@@ -223,3 +239,43 @@ def resolve_weights(cfg, weights, command=None):
         raise MissingFileError(f"weights {path} not found; train first (tools/train.py), pass --weights PATH, or a "
                                f"published model by name ({published})")
     return path
+
+
+def tool_names():
+    """The tools ``bisenet <tool>`` runs: tools/*.py (``bisenet.resources.TOOLS_DIR``)."""
+    if not os.path.isdir(TOOLS_DIR):
+        return []
+    return sorted(name[:-3] for name in os.listdir(TOOLS_DIR) if name.endswith(".py") and not name.startswith("_"))
+
+
+def _summary(name):
+    """The first sentence of a tool's docstring, read without running the tool."""
+    with open(os.path.join(TOOLS_DIR, f"{name}.py"), encoding="utf-8") as f:
+        doc = ast.get_docstring(ast.parse(f.read())) or ""
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    sentence = re.match(r"(.*?\.)(\s|$)", paragraph)
+    return sentence.group(1) if sentence else paragraph
+
+
+def command_main(argv=None):
+    """``bisenet TOOL [ARGS]``: runs tools/TOOL.py as ``python tools/TOOL.py ARGS`` would (the
+    same file, as ``__main__``), so that an installed package, which has no tools/ folder to
+    run, has every tool; ``check-dataset`` and ``check_dataset`` both name one."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    names = tool_names()
+    if not argv or argv[0] in ("-h", "--help"):
+        width = max(map(len, names), default=0)
+        print("usage: bisenet TOOL [ARGS ...]   (bisenet TOOL --help for a tool's options)\n\ntools:\n"
+              + "\n".join(f"  {name.replace('_', '-'):<{width}}  {_summary(name)}" for name in names))
+        return
+    name = argv[0].replace("-", "_")
+    if name not in names:
+        raise UserError(f"no tool named {argv[0]!r}; the tools are {', '.join(n.replace('_', '-') for n in names)}")
+    path = os.path.join(TOOLS_DIR, f"{name}.py")
+    sys.argv = [path, *argv[1:]]  # what the tool parses; its usage names it by its file
+    runpy.run_path(path, run_name="__main__")
+
+
+def command():
+    """The ``bisenet`` console script (setup.py's entry point) and ``python -m bisenet``."""
+    run(command_main)

@@ -15,10 +15,10 @@ from typing import Dict, Optional
 import torch
 
 from bisenet.checkpoint import CONVERTERS, CheckpointError, read_state_dict, save_checkpoint
+from bisenet.resources import CONFIG_DIR
 
 RELEASE_URL = "https://github.com/CoinCheung/BiSeNet/releases/download/0.0.0/"
 MIRROR_VARIABLE = "BISENET_WEIGHTS_MIRROR"
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
 class WeightsError(CheckpointError):
@@ -30,7 +30,7 @@ class PublishedWeights:
     name: str
     filename: str  # in the release folder and in the hub cache
     description: str
-    config: Optional[str] = None  # in configs/; None for a backbone
+    config: Optional[str] = None  # in configs/ (bisenet.resources.CONFIG_DIR); None for a backbone
     # mIoU (%) on the dataset's validation split as published, by evaluation mode.
     published_miou: Dict[str, float] = field(default_factory=dict)
 

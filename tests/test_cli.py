@@ -4,8 +4,19 @@ import os
 
 import pytest
 
-from bisenet.cli import ToolParser, config_parser, parse_args, resolve_weights, run, tool_config
+from bisenet.cli import (
+    ToolParser,
+    command_main,
+    config_file,
+    config_parser,
+    parse_args,
+    resolve_weights,
+    run,
+    tool_config,
+    tool_names,
+)
 from bisenet.errors import MissingFileError, UserError
+from bisenet.resources import CONFIG_DIR, TOOLS_DIR
 
 from conftest import REPO, run_tool
 
@@ -199,3 +210,50 @@ def test_every_option_of_every_tool_has_a_help_text(monkeypatch):
     for name, parser in zip(tools, parsers):
         assert isinstance(parser, ToolParser), name  # usage errors exit with 1
         assert [a.dest for a in parser._actions if not a.help] == [], name
+
+
+def test_configs_are_found_by_path_or_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shipped = os.path.join(CONFIG_DIR, "bisenetv2_city.py")
+    assert config_file("configs/bisenetv2_city.py") == config_file("bisenetv2_city.py") == shipped
+    assert config_file(None) is None
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "bisenetv2_city.py").write_text("# the user's own copy\n")
+    assert config_file("configs/bisenetv2_city.py") == "configs/bisenetv2_city.py"  # a file given is the file used
+    with pytest.raises(UserError, match=r"config file not found: nope.py \(nor among the shipped configs in .*: "
+                                        r"bisenetv1_ade20k.py, .*custom_dataset.py\)"):
+        config_file("nope.py")
+
+
+def test_convert_checkpoint_reads_a_config_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_tool("convert_checkpoint.py", "--from", "coincheung", "--config", "bisenetv1_city.py",
+                      tmp_path / "nowhere.pth", tmp_path / "out.pth")
+    assert_message(result, f"weights file not found: {tmp_path}/nowhere.pth")  # past the config
+
+
+def test_the_bisenet_command_runs_each_tool_by_name(capsys, monkeypatch):
+    assert tool_names() == sorted(n[:-3] for n in os.listdir(TOOLS_DIR) if n.endswith(".py"))
+    command_main(["--help"])
+    listing = capsys.readouterr().out
+    assert "  check-dataset " in listing and "  train " in listing and "Train a BiSeNet model." in listing
+    monkeypatch.setattr("sys.argv", ["bisenet"])
+    for name in ("download-weights", "download_weights"):
+        with pytest.raises(SystemExit) as exit:
+            command_main([name, "--help"])  # the tool's own parser
+        assert exit.value.code == 0
+        assert capsys.readouterr().out.startswith("usage: download_weights.py [-h] [NAME ...]")
+    with pytest.raises(UserError, match="no tool named 'trian'; the tools are benchmark, browse-dataset"):
+        command_main(["trian"])
+
+
+def test_output_paths_are_refused_before_the_work(tmp_path):
+    (tmp_path / "file").write_text("")
+    taken = tmp_path / "file" / "out"
+    result = run_tool("convert_checkpoint.py", "--from", "coincheung", tmp_path / "nowhere.pth", taken / "x.pth")
+    # the destination first, not the missing source
+    assert_message(result, f"cannot write the converted checkpoint {taken / 'x.pth'}: {tmp_path / 'file'} is a file")
+    result = run_tool("check_dataset.py", "--config", "configs/bisenetv1_synthetic.py", "--root", tmp_path / "nowhere",
+                      "--plots", taken)
+    assert_message(result, f"cannot write --plots {taken}: {tmp_path / 'file'} is a file")
+    assert result.stdout == ""  # no scan, no report

@@ -364,4 +364,5 @@ def test_export_and_convert_refuse_bad_arguments_with_a_message(tmp_path, cfg):
     (tmp_path / "file").write_text("")
     result = run_tool("convert_checkpoint.py", "--from", "coincheung", weights, str(tmp_path / "file" / "x.pth"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"cannot write DST {tmp_path / 'file' / 'x.pth'}: {tmp_path / 'file'} is a file" in result.stderr
+    assert f"cannot write the converted checkpoint {tmp_path / 'file' / 'x.pth'}: {tmp_path / 'file'} is a file" \
+        in result.stderr

@@ -1,9 +1,10 @@
 """Check a dataset before training: python tools/check_dataset.py --config configs/bisenetv1_city.py
 
 Scans every image and label of the splits (in parallel, with a progress bar) and reports image
-counts and sizes, missing or unreadable files, image/label size mismatches, label values outside
-the classes, class pixel frequencies and the RGB mean/std. Exits with 1 when anything would
-break training, listing the files. --plots DIR also draws the class frequencies and the image
+counts and sizes, missing or unreadable files (an image without its label, a label without its
+image), image/label size mismatches, label values outside the classes, class pixel frequencies
+and the RGB mean/std. Exits with 1 when anything would break training or leave data unused,
+listing the files. --plots DIR also draws the class frequencies and the image
 sizes (DIR/class_pixels.png, DIR/image_sizes.png; needs matplotlib).
 """
 import sys
@@ -28,8 +29,8 @@ def main(argv=None):
     if args.list_file:
         args.overrides.append(f"data.train_list={args.list_file}")
     cfg = tool_config(args)
-    if args.plots:
-        require_matplotlib("check_dataset --plots")  # before the scan, not after it
+    if args.plots:  # before the scan, not after it
+        require_matplotlib("check_dataset --plots")
         check_output_dir(args.plots, "--plots")
     splits = args.splits or [cfg.data.train_split, cfg.data.val_split]
     report = check_dataset(cfg.data, cfg.model.num_classes, splits, args.workers)

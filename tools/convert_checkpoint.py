@@ -6,7 +6,7 @@ The architecture (BiSeNetV1 or V2) and the class count are read from the checkpo
 matching published config is stored with the weights, or --config's, which must build that model.
 """
 from bisenet.checkpoint import CONVERTERS, CheckpointError, read_state_dict, save_checkpoint
-from bisenet.cli import ToolParser, run
+from bisenet.cli import ToolParser, config_file, run
 from bisenet.config import load_config
 from bisenet.outputs import check_output_file
 from bisenet.weights import convert_reference
@@ -20,8 +20,8 @@ def main(argv=None):
     parser.add_argument("src", help="checkpoint to convert")
     parser.add_argument("dst", help="the converted checkpoint to write")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config) if args.config else None
-    check_output_file(args.dst, "DST")
+    check_output_file(args.dst, "the converted checkpoint")
+    cfg = load_config(config_file(args.config)) if args.config else None
     try:
         state, notes, cfg = convert_reference(read_state_dict(args.src), args.src, cfg)
     except CheckpointError as exc:

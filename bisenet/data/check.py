@@ -1,4 +1,5 @@
-"""Scan a whole dataset for what would break or skew training, before a run starts."""
+"""Scan a whole dataset for what would break or skew training, or leave data unused, before a run
+starts."""
 import os
 from collections import Counter
 from multiprocessing import Pool
@@ -57,15 +58,17 @@ def check_dataset(data_cfg, num_classes, splits, workers=None, progress=True):
         try:
             if list_file:
                 path = list_file if os.path.isabs(list_file) else os.path.join(data_cfg.root, list_file)
-                pairs, missing = read_list_file(data_cfg.root, path), []
+                pairs, missing, orphans = read_list_file(data_cfg.root, path), [], []
             else:
-                pairs, missing = scan_pairs(data_cfg, split, allow_missing=True)
+                pairs, missing, orphans = scan_pairs(data_cfg, split, allow_missing=True)
         except DatasetError as exc:
             report["faults"].append((split, "split", "unusable split", describe(exc)))
             report["splits"][split] = {"images": 0, "sizes": Counter()}
             continue
         for image, label in missing:
-            report["faults"].append((split, image, "missing label", f"expected {label}"))
+            report["faults"].append((split, image, "missing label", f"image {image} has no label, expected {label}"))
+        for image, label in orphans:  # training passes over these without a word: labelled data left unused
+            report["faults"].append((split, label, "missing image", f"label {label} has no image, expected {image}"))
         sizes = Counter()
         jobs = [(image, label, decoder) for image, label in pairs]
         with Pool(workers or os.cpu_count()) as pool:
@@ -121,7 +124,7 @@ def format_report(report, limit=50):
     faults = report["faults"]
     if faults:
         kinds = Counter(kind for _, _, kind, _ in faults)
-        block = [f"{len(faults)} problem(s) that would break training: "
+        block = [f"{len(faults)} problem(s) to fix before training: "
                  + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())]
         block += [f"  [{split}] {kind}: {message}" for split, _, kind, message in faults[:limit]]
         if len(faults) > limit:

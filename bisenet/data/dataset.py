@@ -17,7 +17,9 @@ from bisenet.data.io import DatasetError, LabelDecoder, read_image
 
 def scan_pairs(data_cfg, split, allow_missing=False):
     """(image, label) path pairs of one split, sorted by image path. Images without a label are
-    an error, or with ``allow_missing`` returned as a second list."""
+    an error; with ``allow_missing`` they are returned instead, with labels that have no image
+    (data the user thinks is used but is not): ``(pairs, missing_labels, missing_images)``, each
+    a list of (image, label) paths where the missing one is the path it was expected at."""
     root = data_cfg.root
     image_dir = os.path.join(root, data_cfg.image_dir.format(split=split))
     label_dir = os.path.join(root, data_cfg.label_dir.format(split=split))
@@ -25,7 +27,7 @@ def scan_pairs(data_cfg, split, allow_missing=False):
         raise DatasetError(f"dataset root {root} does not exist. {dataset_hint(data_cfg)}")
     if not os.path.isdir(image_dir):
         raise DatasetError(f"no folder {image_dir} for split {split!r}. {dataset_hint(data_cfg)}")
-    images = sorted(glob.glob(os.path.join(image_dir, "**", f"*{data_cfg.image_suffix}"), recursive=True))
+    images = _files(image_dir, data_cfg.image_suffix)
     if not images:
         raise DatasetError(f"split {split!r} is empty: no *{data_cfg.image_suffix} files under {image_dir}")
     pairs, missing = [], []
@@ -34,12 +36,32 @@ def scan_pairs(data_cfg, split, allow_missing=False):
         label = os.path.join(label_dir, relative + data_cfg.label_suffix)
         (pairs if os.path.isfile(label) else missing).append((image, label))
     if allow_missing:
-        return pairs, missing
+        return pairs, missing, _labels_without_image(data_cfg, image_dir, label_dir, images)
     if missing:
         listed = "\n".join(f"  {image} -> expected {label}" for image, label in missing[:10])
         more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
         raise DatasetError(f"{len(missing)} image(s) in split {split!r} have no label:\n{listed}{more}")
     return pairs
+
+
+def _files(folder, suffix):
+    return sorted(glob.glob(os.path.join(folder, "**", f"*{suffix}"), recursive=True))
+
+
+def _labels_without_image(data_cfg, image_dir, label_dir, images):
+    """(expected image, label) for every label of ``label_dir`` whose image is not there. Only
+    files ending in ``label_suffix`` are labels: Cityscapes keeps several files per image
+    (``_color.png``, ``_instanceIds.png``, ``_polygons.json``) beside the one that is read."""
+    images = set(images)
+    orphans = []
+    for label in _files(label_dir, data_cfg.label_suffix):
+        if label in images:  # images and labels in one folder, a label suffix that images share
+            continue
+        relative = os.path.relpath(label, label_dir)[: -len(data_cfg.label_suffix)]
+        image = os.path.join(image_dir, relative + data_cfg.image_suffix)
+        if image not in images:
+            orphans.append((image, label))
+    return orphans
 
 
 def read_list_file(root, list_file):
