@@ -236,7 +236,7 @@ def test_the_bisenet_command_runs_each_tool_by_name(capsys, monkeypatch):
     assert tool_names() == sorted(n[:-3] for n in os.listdir(TOOLS_DIR) if n.endswith(".py"))
     command_main(["--help"])
     listing = capsys.readouterr().out
-    assert "  check-dataset " in listing and "  train " in listing and "Train a BiSeNet model." in listing
+    assert "  check-dataset " in listing and "  train " in listing and "Train a BiSeNet model" in listing
     monkeypatch.setattr("sys.argv", ["bisenet"])
     for name in ("download-weights", "download_weights"):
         with pytest.raises(SystemExit) as exit:

@@ -30,12 +30,13 @@ from test_weights import Server
 pytestmark = pytest.mark.slow  # about 60 commands, a few seconds each
 
 README = os.path.join(REPO, "README.md")
-COMMAND = re.compile(r"```(\w*)\n(.*?)```|`((?:python3?|torchrun|bash|pip) [^`]+)`", re.S)
+COMMAND = re.compile(r"```(\w*)\n(.*?)```|`((?:python3?|torchrun|bash|pip|bisenet) [^`]+)`", re.S)
 
 
 def readme_commands():
     """The README's shell commands in order: every line of its ``bash`` blocks (comments
-    dropped) and every inline ``python ...``, ``torchrun ...``, ``bash ...`` or ``pip ...``."""
+    dropped) and every inline ``python ...``, ``torchrun ...``, ``bash ...``, ``pip ...`` or
+    ``bisenet ...``."""
     commands = []
     with open(README, encoding="utf-8") as f:
         text = f.read()
@@ -85,6 +86,18 @@ RUN = {
         ran("python tools/train.py --config configs/bisenetv1_synthetic.py train.max_iters=400 --force-resume", TRAIN,
             "train.batch_size=2 train.max_iters=3"),
     "pip install -e .": INSTALLS,
+    "pip install .": INSTALLS,
+    "bisenet TOOL": "bisenet",  # lists the tools
+    "python tools/TOOL.py": Skip("a pattern: each tool runs through its own commands here"),
+    "python -m bisenet TOOL": "python -m bisenet download_weights",
+    "torchrun --nproc_per_node=N -m bisenet train ...":
+        ran("torchrun --nproc_per_node=2 -m bisenet train --config configs/bisenetv1_synthetic.py", TRAIN,
+            "data.root=datasets/cityscapes train.output_dir=output/module_launch"),
+    "bisenet evaluate --weights coincheung/bisenetv1_city":
+        ran("bisenet evaluate --weights coincheung/bisenetv1_city", EVAL),
+    "bisenet train --config bisenetv1_city.py data.root=/data/cityscapes":
+        ran("bisenet train --config bisenetv1_city.py data.root=/data/cityscapes", TRAIN,
+            "data.root=datasets/cityscapes train.output_dir=output/installed"),
     'pip install -e ".[deploy]"': INSTALLS,
     'pip install -e ".[plot]"': INSTALLS,
     'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]" && python -m pytest -q':
