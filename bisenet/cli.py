@@ -134,37 +134,25 @@ def _is_override(text):
     return "=" in text and key.count(".") == 1 and key.replace(".", "").replace("_", "").isalnum()
 
 
-def positive_int(text):
-    """argparse type: an integer of at least 1 (sizes, counts)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
+def _number_type(parse, kind, ok, requirement):
+    """An argparse type: ``parse`` the text (``kind`` names what it must be), then ``ok(value)``
+    or the message ``<value> <requirement>``."""
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} {requirement}")
+        return value
+    return convert
 
 
-def positive_float(text):
-    """argparse type: a finite number above 0 (scales)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
-    return value
-
-
-def non_negative_float(text):
-    """argparse type: a finite number of at least 0 (tolerances)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number of at least 0")
-    return value
+# Sizes and counts; scales; tolerances.
+positive_int = _number_type(int, "an integer", lambda v: v >= 1, "must be at least 1")
+positive_float = _number_type(float, "a number", lambda v: math.isfinite(v) and v > 0, "must be a positive number")
+non_negative_float = _number_type(float, "a number", lambda v: math.isfinite(v) and v >= 0,
+                                  "must be a finite number of at least 0")
 
 
 def tool_config(args):
