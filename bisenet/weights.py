@@ -15,6 +15,7 @@ from typing import Dict, Optional
 import torch
 
 from bisenet.checkpoint import CONVERTERS, CheckpointError, read_state_dict, save_checkpoint
+from bisenet.progress import draws_progress
 from bisenet.resources import CONFIG_DIR
 
 RELEASE_URL = "https://github.com/CoinCheung/BiSeNet/releases/download/0.0.0/"
@@ -87,7 +88,8 @@ def download(name, progress=True):
     url = url_of(entry)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
-        torch.hub.download_url_to_file(url, path, progress=progress)
+        # One bar: under torchrun every process resolves the name (they share the cache).
+        torch.hub.download_url_to_file(url, path, progress=draws_progress(progress))
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise WeightsError(f"cannot download {url} ({reason}). Without internet access, download it on another "
