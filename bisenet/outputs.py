@@ -32,7 +32,7 @@ class OutputError(UserError):
 
 def mount_point(path):
     """The mount point of the filesystem that holds (or would hold) ``path``."""
-    path = _existing_ancestor(path)
+    path = nearest_existing(path)
     while not os.path.ismount(path):
         path = os.path.dirname(path)
     return path
@@ -40,11 +40,12 @@ def mount_point(path):
 
 def free_bytes(path):
     """Bytes that may still be written on the filesystem that holds (or would hold) ``path``."""
-    return shutil.disk_usage(_existing_ancestor(path)).free
+    return shutil.disk_usage(nearest_existing(path)).free
 
 
-def _existing_ancestor(path):
-    """The nearest existing path on the way up to ``path`` (``path`` itself if it exists)."""
+def nearest_existing(path):
+    """The nearest existing path on the way up to ``path`` (``path`` itself if it exists),
+    absolute."""
     path = os.path.abspath(path)
     while not os.path.lexists(path):
         path = os.path.dirname(path)
@@ -67,7 +68,7 @@ def _probe(folder, path, what):
 
 def _check_folder(folder, path, what):
     """Refuse ``path`` (``folder`` or a file in it) if ``folder`` could not take files."""
-    ancestor = _existing_ancestor(folder)
+    ancestor = nearest_existing(folder)
     if ancestor == os.path.abspath(path) and not os.path.isdir(ancestor):
         raise OutputError(f"{what} {path} is a file, not a folder; choose another path")
     if not os.path.isdir(ancestor):

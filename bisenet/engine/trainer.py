@@ -56,7 +56,7 @@ from bisenet.losses import build_loss
 from bisenet.lr_scheduler import WarmupPolyLR
 from bisenet.models import build_model
 from bisenet.optim import build_optimizer
-from bisenet.outputs import check_output_dir, write_json
+from bisenet.outputs import check_output_dir, nearest_existing, write_json
 from bisenet.progress import progress_bar
 
 
@@ -138,6 +138,10 @@ def setting_changes(saved, cfg):
     return changes
 
 
+def _changes_text(changes, where="in the checkpoint"):
+    return "; ".join(f"{name}: {before} {where}, {now} now" for name, before, now in changes)
+
+
 def check_resumable(checkpoint, cfg, path, force):
     """Refuse a resume that would silently change the run; with ``force``, return the changes,
     which then take effect (the schedule follows the config in force). A different architecture
@@ -148,7 +152,7 @@ def check_resumable(checkpoint, cfg, path, force):
         raise TrainingError(f"{path} holds a config this version cannot read ({exc}); resume it with the version "
                             f"that wrote it, or start from its weights with --finetune-from {path}") from None
     changes = setting_changes(saved, cfg)
-    text = "; ".join(f"{name}: {before} in the checkpoint, {now} now" for name, before, now in changes)
+    text = _changes_text(changes)
     if any(name in ARCHITECTURE for name, _, _ in changes):
         raise TrainingError(f"{path} holds another model ({text}): its weights cannot continue this run. To start "
                             f"a new run from them, use --finetune-from {path} with a new train.output_dir "
@@ -464,10 +468,6 @@ def _final_state(output_dir):
         return None
 
 
-def _changes_text(changes, where="in the checkpoint"):
-    return "; ".join(f"{name}: {before} {where}, {now} now" for name, before, now in changes)
-
-
 def plan_run(cfg, resume=None, force_resume=False):
     """Decide, reading files only, what training ``cfg`` into its output folder does: resume from
     which checkpoint with which changed settings, start afresh, or nothing (the folder holds the
@@ -573,7 +573,7 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
         raise TrainingError("train.sync_bn=true needs CUDA GPUs (SyncBatchNorm runs over NCCL); "
                             "set train.sync_bn=false for several processes on the CPU")
     check_output_dir(output_dir, "train.output_dir")
-    first_existing = _existing_ancestor(output_dir)
+    first_existing = nearest_existing(output_dir)
     lock, lock_note = _lock_output_dir(output_dir, device, is_main)
     log = RunLog(output_dir, enabled=is_main)  # its files are created when the run is accepted
     accepted = False
@@ -596,13 +596,6 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
             lock.release()
             if not accepted:
                 _remove_created(output_dir, first_existing, lock.path)
-
-
-def _existing_ancestor(path):
-    path = os.path.abspath(path)
-    while not os.path.isdir(path):
-        path = os.path.dirname(path)
-    return path
 
 
 def _remove_created(output_dir, first_existing, lock_path):
