@@ -2,7 +2,6 @@
 import collections
 import errno
 import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -14,7 +13,7 @@ from bisenet.data.cityscapes import colorize, generated_palette
 from bisenet.data.io import DatasetError, read_image
 from bisenet.data.transforms import build_eval_transform
 from bisenet.inference import load_model, predict
-from bisenet.outputs import TEMP_PREFIX, OutputError, write_error, write_image
+from bisenet.outputs import TEMP_PREFIX, OutputError, free_bytes, write_error, write_image
 from bisenet.progress import progress_bar
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -180,8 +179,7 @@ def segment_video(segmenter, source, out_dir, progress=True):
 def _video_error(path, temp, what):
     """The ``OutputError`` of an unfinished video: OpenCV reports no cause, so a disk with
     almost nothing left is taken for a full one."""
-    folder = os.path.dirname(os.path.abspath(temp))
-    if shutil.disk_usage(folder).free < 2**20:
+    if free_bytes(temp) < 2**20:
         return write_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     return OutputError(f"cannot write {path}: {what}")
 
