@@ -1,10 +1,8 @@
 """Checkpoints: atomic save, strict load with a readable report, and converters."""
 import os
-import random
 import re
 import warnings
 
-import numpy as np
 import torch
 
 from bisenet.errors import MissingFileError, UserError
@@ -281,26 +279,6 @@ def load_latest_checkpoint(output_dir):
                               + "\n  ".join(unreadable) + "\nResume from a good copy with --resume CKPT, or set "
                               "train.output_dir to a new folder to start again (the files are left as they are)")
     return None, None
-
-
-def capture_rng_state():
-    """Python, numpy and torch (CPU and CUDA) generator states, as plain types."""
-    numpy_state = np.random.get_state()
-    return {
-        "python": random.getstate(),
-        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def restore_rng_state(state):
-    random.setstate(state["python"])
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def convert_coincheung(state, model):

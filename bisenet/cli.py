@@ -18,23 +18,22 @@ from bisenet.data.io import describe
 from bisenet.deploy.runtime import PRECISIONS
 from bisenet.errors import MissingFileError, UserError
 from bisenet.resources import CONFIG_DIR, TOOLS_DIR
+from bisenet.signals import interrupts_exit
 from bisenet.weights import PUBLISHED, config_path, fetch
 
 
 def run(main, argv=None):
     """Run a tool's ``main(argv)``: a ``UserError`` (bad config, data, checkpoint, ...) prints its
-    message and exits with its code (1), Ctrl-C exits with 130; neither prints a traceback,
-    which is kept for bisenet's own bugs."""
+    message and exits with its code (1), Ctrl-C exits with 130 (``bisenet.signals``); neither
+    prints a traceback, which is kept for bisenet's own bugs."""
     try:
-        main(argv)
+        with interrupts_exit():
+            main(argv)
     except UserError as exc:
         rank = distributed.launched_rank()
         where = f" (rank {rank})" if rank is not None else ""
         print(f"{getattr(exc, 'label', 'error')}{where}: {describe(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
 
 
 class ToolParser(argparse.ArgumentParser):

@@ -16,6 +16,22 @@ class MissingExtraError(UserError, ImportError):
     """A feature needs an optional dependency; the message gives the pip line."""
 
 
+class TrainingError(UserError):
+    """Training cannot start or go on; the message says why and what to do."""
+
+
+class TrainingInterrupted(TrainingError):
+    """SIGTERM or SIGINT arrived: a checkpoint was saved at a step boundary (or, before training
+    or after it, nothing was lost). Exits with 128 plus the signal's number, as a process killed by
+    it would."""
+
+    def __init__(self, message, signal_number):
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.exit_code = 128 + int(signal_number)
+        self.label = "stopped"
+
+
 def require(module, extra, feature):
     """Import ``module`` for ``feature``, or say which extra installs it."""
     import importlib

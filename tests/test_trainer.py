@@ -2,29 +2,39 @@
 import functools
 import json
 import os
+import shutil
 
 import pytest
 import torch
 
+import bisenet.engine.run as run_module
 import bisenet.engine.trainer as trainer_module
 from bisenet.checkpoint import load_checkpoint, load_for_finetune
-from bisenet.config import Config, TrainConfig
+from bisenet.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from bisenet.engine.trainer import TrainingError, build_run, train, train_step
 from bisenet.losses import OhemCrossEntropy
 from bisenet.lr_scheduler import lr_factor
 from bisenet.models.bisenetv1 import BiSeNetV1
+from bisenet.optim import param_groups
 
 REAL_TRAIN_LOADER = trainer_module.build_train_loader
 
 
+def six_steps(data_root, output_dir):
+    """The runs of this module: conftest's ``tiny_cfg`` trained for 6 steps of 2 images, with a
+    checkpoint every 2."""
+    return Config(
+        model=ModelConfig(num_classes=19),
+        data=DataConfig(root=data_root, crop_size=(64, 64), scale_range=(0.75, 1.25), num_workers=0),
+        train=TrainConfig(max_iters=6, batch_size=2, warmup_iters=2, amp=False, log_interval=1,
+                          checkpoint_interval=2, keep_checkpoints=5, output_dir=str(output_dir)),
+        eval=EvalConfig(batch_size=1, num_workers=0),
+    )
+
+
 @pytest.fixture
-def cfg(tiny_cfg):
-    tiny_cfg.train.max_iters = 6
-    tiny_cfg.train.batch_size = 2
-    tiny_cfg.train.warmup_iters = 2
-    tiny_cfg.train.checkpoint_interval = 2
-    tiny_cfg.train.keep_checkpoints = 5
-    return tiny_cfg
+def cfg(synthetic_root, tmp_path):
+    return six_steps(synthetic_root, tmp_path / "run")
 
 
 def crash_after(monkeypatch, batches, ignore_start=False):
@@ -58,20 +68,32 @@ def lr_records(output_dir):
     return {r["iteration"]: r["lr"] for r in records if "lr" in r}
 
 
-def reference_then_crash(cfg, tmp_path, monkeypatch):
-    """The uninterrupted run's final checkpoint, then a second run into ``<tmp>/crashed`` that
-    dies during iteration 6 (checkpoints at 2 and 4 exist)."""
-    _, reference = train(cfg, "cpu", progress=False)
-    cfg.train.output_dir = str(tmp_path / "crashed")
-    crash_after(monkeypatch, 5)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        train(cfg, "cpu", progress=False)
+@pytest.fixture(scope="module")
+def reference_and_crash(synthetic_root, tmp_path_factory):
+    """Trained once for the resume tests: the uninterrupted run's final checkpoint, and the folder
+    of a second run of the same config that died during iteration 6 (checkpoints at 2 and 4
+    exist). Tests resume a copy of that folder (``crashed``)."""
+    base = tmp_path_factory.mktemp("reference_and_crash")
+    _, reference = train(six_steps(synthetic_root, base / "reference"), "cpu", progress=False)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        crash_after(monkeypatch, 5)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            train(six_steps(synthetic_root, base / "crashed"), "cpu", progress=False)
+    return reference, base / "crashed"
+
+
+@pytest.fixture
+def crashed(reference_and_crash, cfg):
+    """``cfg``'s output folder holds a copy of the crashed run; returns the reference's final
+    checkpoint."""
+    reference, folder = reference_and_crash
+    shutil.copytree(folder, cfg.train.output_dir)
     return reference
 
 
 @pytest.mark.slow
-def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
-    reference = reference_then_crash(cfg, tmp_path, monkeypatch)
+def test_resume_after_crash_equals_uninterrupted(cfg, crashed, monkeypatch):
+    reference = crashed
     assert sorted(os.listdir(cfg.train.output_dir)) == ["checkpoint_000002.pth", "checkpoint_000004.pth", "config.py",
                                                         "log.txt", "metrics.jsonl", "train.lock"]
     crash_after(monkeypatch, None)
@@ -88,8 +110,8 @@ def test_resume_after_crash_equals_uninterrupted(cfg, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_resume_without_the_sampler_position_differs(cfg, tmp_path, monkeypatch):
-    reference = reference_then_crash(cfg, tmp_path, monkeypatch)
+def test_resume_without_the_sampler_position_differs(cfg, crashed, monkeypatch):
+    reference = crashed
     crash_after(monkeypatch, None, ignore_start=True)
     _, resumed = train(cfg, "cpu", resume="latest", progress=False)
     a, b = weights(reference), weights(resumed)
@@ -97,8 +119,8 @@ def test_resume_without_the_sampler_position_differs(cfg, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_truncated_latest_checkpoint_falls_back_to_the_previous(cfg, tmp_path, monkeypatch):
-    reference = reference_then_crash(cfg, tmp_path, monkeypatch)
+def test_truncated_latest_checkpoint_falls_back_to_the_previous(cfg, crashed, monkeypatch):
+    reference = crashed
     latest = os.path.join(cfg.train.output_dir, "checkpoint_000004.pth")
     with open(latest, "r+b") as f:
         f.truncate(os.path.getsize(latest) // 2)
@@ -116,7 +138,7 @@ def test_nan_loss_stops_before_the_step_and_keeps_the_last_checkpoint(cfg, monke
             loss = super().forward(logits, labels)
             return loss * float("nan") if calls["n"] > 6 else loss  # 3 outputs per iteration
 
-    monkeypatch.setattr(trainer_module, "build_loss", lambda train_cfg, ignore_index: NaNAtIteration3())
+    monkeypatch.setattr(run_module, "build_loss", lambda train_cfg, ignore_index: NaNAtIteration3())
     with pytest.raises(TrainingError, match="non-finite loss at iteration 3"):
         train(cfg, "cpu", progress=False)
     names = sorted(n for n in os.listdir(cfg.train.output_dir) if n.endswith(".pth"))
@@ -125,16 +147,43 @@ def test_nan_loss_stops_before_the_step_and_keeps_the_last_checkpoint(cfg, monke
                if v.is_floating_point())
 
 
-def test_all_ignored_crop_trains_with_zero_loss(cfg, monkeypatch):
+def test_an_all_ignored_crop_has_a_zero_loss_and_only_weight_decay_moves_the_weights(cfg, monkeypatch):
+    # A crop whose every pixel is the ignore index has no loss to learn from: it must give a
+    # loss of exactly 0 (not 0/0 = NaN, which would stop the run) and zero gradients, so that
+    # each step is SGD's on weight decay alone: v = momentum * v + wd * w, w -= lr * v, with the
+    # schedule's LR of each group; parameters without decay do not move at all.
     def ignored(cfg, rank=0, world_size=1, start=0):
         for batch in REAL_TRAIN_LOADER(cfg, rank, world_size, start):
             batch["label"].fill_(255)
             yield batch
 
     monkeypatch.setattr(trainer_module, "build_train_loader", ignored)
-    cfg.train.max_iters, cfg.train.warmup_iters = 2, 1
+    cfg.train.max_iters, cfg.train.warmup_iters, cfg.train.base_lr = 3, 1, 0.1  # moves of ~1e-4 of w
+    initial = build_run(cfg, torch.device("cpu")).model  # the seeded model train() starts from
     model, _ = train(cfg, "cpu", progress=False)
-    assert all(torch.isfinite(p).all() for p in model.parameters())
+    records = [json.loads(line) for line in open(os.path.join(cfg.train.output_dir, "metrics.jsonl"))]
+    assert [(r["loss"], r["aux_losses"]) for r in records if "loss" in r] == [(0.0, [0.0, 0.0])] * 3
+
+    train_cfg = cfg.train
+    factors = [lr_factor(i, 3, 1, train_cfg.warmup_ratio, train_cfg.poly_power) for i in range(3)]
+    final = dict(model.named_parameters())
+    eps = torch.finfo(torch.float32).eps
+    names, decayed = {id(p): n for n, p in initial.named_parameters()}, 0
+    for group in param_groups(initial, train_cfg.base_lr, train_cfg.weight_decay, train_cfg.head_lr_multiplier):
+        for p in group["params"]:
+            w0, got = p.detach().double(), final[names[id(p)]].detach()
+            if group["weight_decay"] == 0:
+                assert torch.equal(got, p.detach()), names[id(p)]
+                continue
+            w, v = w0, torch.zeros_like(w0)
+            for factor in factors:
+                v = train_cfg.momentum * v + group["weight_decay"] * w
+                w = w - group["lr"] * factor * v
+            # fp32 against float64: a few roundings of w; a skipped step or a wrong LR is ~100x that
+            assert bool(((got.double() - w).abs() <= 8 * eps * w0.abs()).all()), names[id(p)]
+            assert not torch.equal(got, p.detach())
+            decayed += 1
+    assert decayed > 0
 
 
 def test_resume_refuses_changed_batch_and_rerun_is_a_no_op(cfg, monkeypatch):
@@ -183,7 +232,7 @@ class Overflowing(OhemCrossEntropy):
 
 
 def fp16_on_the_cpu(cfg, monkeypatch, at):
-    monkeypatch.setattr(trainer_module, "build_loss", lambda train_cfg, ignore_index: Overflowing())
+    monkeypatch.setattr(run_module, "build_loss", lambda train_cfg, ignore_index: Overflowing())
     monkeypatch.setattr(Overflowing, "at", at)
     monkeypatch.setattr(Overflowing, "calls", 0)
     cfg.train.amp, cfg.train.amp_dtype = True, "fp16"  # autocast and the gradient scaler work on the CPU
@@ -220,7 +269,7 @@ def test_fp16_overflow_skips_the_step_and_lowers_the_scale(cfg, monkeypatch):
 @pytest.mark.slow
 def test_fp16_gradient_overflow_is_skipped_by_the_scaler_and_logged(cfg, monkeypatch):
     fp16_on_the_cpu(cfg, monkeypatch, at=())
-    real_build = trainer_module.build_model
+    real_build = run_module.build_model
     backward_calls = {"n": 0}
 
     def build_with_an_overflowing_gradient(*args, **kwargs):
@@ -232,7 +281,7 @@ def test_fp16_gradient_overflow_is_skipped_by_the_scaler_and_logged(cfg, monkeyp
         model.sp.conv1.conv.weight.register_hook(hook)
         return model
 
-    monkeypatch.setattr(trainer_module, "build_model", build_with_an_overflowing_gradient)
+    monkeypatch.setattr(run_module, "build_model", build_with_an_overflowing_gradient)
     train(cfg, "cpu", progress=False)
     out = cfg.train.output_dir
     assert_same(parameters(f"{out}/checkpoint_000001.pth"), parameters(f"{out}/checkpoint_000002.pth"))

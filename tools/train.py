@@ -11,20 +11,16 @@ training, also printed and logged). Running the same command again on a finished
 nothing and shows its results; with other settings it is refused (a new train.output_dir, or
 --force-resume to continue it to a longer train.max_iters).
 """
-import signal
-import sys
+from bisenet.signals import exit_quietly_on_interrupt
 
-# Ctrl-C while the libraries load ends quietly; from main() on it is a KeyboardInterrupt, and
-# during training the engine turns it into a checkpoint and a clean stop.
-signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(130))
+exit_quietly_on_interrupt()  # Ctrl-C while the libraries load ends quietly (bisenet.signals)
 
 from bisenet import distributed  # noqa: E402
 from bisenet.cli import add_device_options, config_parser, device_of, parse_args, run, tool_config  # noqa: E402
-from bisenet.engine.trainer import TrainingInterrupted, train  # noqa: E402
+from bisenet.engine.trainer import train  # noqa: E402
 
 
 def main(argv=None):
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = config_parser(__doc__)
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CKPT",
                         help="continue from CKPT, or without a path from the newest checkpoint in train.output_dir")
@@ -44,10 +40,7 @@ def main(argv=None):
     device = distributed.init_from_environment(device_of(args))
     try:
         train(cfg, device, resume=args.resume, finetune_from=args.finetune_from, force_resume=args.force_resume,
-              final_eval=not args.no_eval)  # the trainer logs what it saved and the scores
-    except KeyboardInterrupt:  # during training and its evaluation the trainer says what was kept
-        raise TrainingInterrupted(f"interrupted before training started; nothing new was saved in "
-                                  f"{cfg.train.output_dir}", signal.SIGINT) from None
+              final_eval=not args.no_eval)  # the trainer logs what it saved, the scores, and what a signal kept
     finally:
         distributed.cleanup()
 
