@@ -1,5 +1,8 @@
-"""Exponential warmup then poly decay, as a pure function of the iteration."""
-from torch.optim.lr_scheduler import LRScheduler
+"""Exponential warmup then poly decay, as a pure function of the iteration, applied by torch's
+``LambdaLR``."""
+import functools
+
+from torch.optim.lr_scheduler import LambdaLR
 
 
 def lr_factor(iteration, max_iters, warmup_iters=1000, warmup_ratio=0.1, power=0.9):
@@ -14,25 +17,25 @@ def lr_factor(iteration, max_iters, warmup_iters=1000, warmup_ratio=0.1, power=0
     return (1 - min(progress, 1.0)) ** power
 
 
-class WarmupPolyLR(LRScheduler):
-    """Applies ``lr_factor`` to every parameter group's initial LR (so the heads keep their
-    multiplier)."""
+class WarmupPolyLR(LambdaLR):
+    """``LambdaLR`` with ``lr_factor``: every parameter group's initial LR times the factor (so the
+    heads keep their multiplier), the same values to the bit as computing them by hand."""
 
     def __init__(self, optimizer, max_iters, warmup_iters=1000, warmup_ratio=0.1, power=0.9, last_epoch=-1):
         self.max_iters = max_iters
         self.warmup_iters = warmup_iters
         self.warmup_ratio = warmup_ratio
         self.power = power
-        super().__init__(optimizer, last_epoch)
-
-    def get_lr(self):
-        factor = lr_factor(self.last_epoch, self.max_iters, self.warmup_iters, self.warmup_ratio, self.power)
-        return [base_lr * factor for base_lr in self.base_lrs]
+        factor = functools.partial(lr_factor, max_iters=max_iters, warmup_iters=warmup_iters,
+                                   warmup_ratio=warmup_ratio, power=power)
+        super().__init__(optimizer, factor, last_epoch)
 
     def start_at(self, iteration):
         """Continue the schedule at ``iteration``, as built (a resume): every group's LR becomes
-        this schedule's value there, whatever a checkpoint's optimiser state said."""
+        this schedule's value there, whatever a checkpoint's optimiser state said. (LambdaLR can
+        only be built at an iteration from an optimiser that already holds ``initial_lr``, and
+        its own resume, ``load_state_dict``, would bring back the old schedule's settings.)"""
         self.last_epoch = iteration
-        self._last_lr = self.get_lr()
+        self._last_lr = [base_lr * factor(iteration) for factor, base_lr in zip(self.lr_lambdas, self.base_lrs)]
         for group, lr in zip(self.optimizer.param_groups, self._last_lr):
             group["lr"] = lr

@@ -1,5 +1,15 @@
 """Weight EMA: an exponential moving average of a model's weights, as timm's ``ModelEmaV2``/``V3``
-keep it (``train.ema_decay``, ``train.ema_warmup``)."""
+keep it (``train.ema_decay``, ``train.ema_warmup``).
+
+Hand-written rather than torch's ``AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay),
+use_buffers=True)``, which lacks four things this one needs: a decay that warms up with the
+update count (``get_ema_multi_avg_fn`` has a fixed one); integer buffers copied
+(it averages ``num_batches_tracked`` and truncates: 10 after 20 steps at 0.9, 1 at 0.9998); an
+average that starts from the initial weights (its first update copies the model instead); and
+the checkpoints' layout, ``model_ema`` a plain state dict of the model with ``ema_updates``
+(its state dict prefixes ``module.`` and counts the first copy in ``n_averaged``). Given our
+own averaging function, a priming update and that key mapping, it computes the same average to
+the bit; what it would still do for us is one ``deepcopy`` and one loop."""
 import copy
 
 import torch
