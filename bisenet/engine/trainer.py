@@ -426,7 +426,7 @@ def _evaluate_periodically(run, eval_loader, done, checkpointer, log):
     models = {"raw": run.model, **({"ema": run.ema.module} if run.ema else {})}
     suffix = {"raw": "", "ema": "_ema"}  # metrics.jsonl: miou, miou_ema, ...
     results = {name: evaluate(model, eval_loader, cfg.model.num_classes, run.device, cfg.data.ignore_index,
-                              protocol=cfg.eval.protocol, short_side=cfg.eval.short_side, progress=False)
+                              mode_settings("ss", cfg.eval), progress=False)
                for name, model in models.items()}
     log.record(iteration=done, **{key + suffix[name]: result[key] for name, result in results.items()
                                   for key in ("miou", "macc", "aacc")})
