@@ -4,6 +4,11 @@
 
 In C++: auto module = torch::jit::load("model.pt"); auto logits = module.forward({image}).toTensor();
 with image a normalised 1x3xHxW float tensor (any H and W).
+
+The module is reloaded from its bytes and run on a random image of another size than --size; the
+tool fails, and writes nothing, if its largest logit difference from PyTorch, relative to the
+largest logit, is above --tolerance (default: 8 times what that fp32 evaluation rounds off,
+measured against the model in float64). --out is written only once the module has passed.
 """
 from bisenet import commands
 from bisenet.cli import export_parser, non_negative_float, parse_args, run, tool_command, tool_config
