@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from bisenet.cli import ToolParser, add_device_options, device_of
 from bisenet.config import load_config
-from bisenet.engine.evaluator import evaluate
+from bisenet.engine.evaluator import EvalMode, evaluate
 from bisenet.inference import load_model
 
 
@@ -51,7 +51,8 @@ def main():
     with torch.no_grad():  # warm-up pass, not counted
         model.model(torch.randn(1, 3, *args.size, device=device))
     start = time.perf_counter()
-    evaluate(model, loader, 19, device, scales=cfg.eval.scales, flip=True, protocol=cfg.eval.protocol, progress=False)
+    mode = EvalMode(scales=tuple(cfg.eval.scales), flip=True, protocol=cfg.eval.protocol)
+    evaluate(model, loader, 19, device, mode=mode, progress=False)
     wall = time.perf_counter() - start
     print(f"{args.images} images of {args.size[0]}x{args.size[1]}, {model.passes} forward passes, {device}, "
           f"{torch.get_num_threads()} threads")

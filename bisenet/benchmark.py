@@ -14,13 +14,20 @@ import sys
 import tempfile
 import time
 
-import cv2
 import numpy as np
 import torch
+from tabulate import tabulate
 from torch.utils.flop_counter import FlopCounterMode
 
+from bisenet.data.io import DatasetError
+from bisenet.data.synthetic import render_scene
+from bisenet.demo import Segmenter, segment_images
 from bisenet.deploy.export import export_onnx
+from bisenet.deploy.quantize import calibration_inputs, random_calibration_inputs
 from bisenet.deploy.runtime import OnnxRuntimeModel, make_fast, onnx_session
+from bisenet.errors import UserError
+from bisenet.inference import load_model
+from bisenet.outputs import check_output_file, write_image, write_json
 
 # The instruction sets that decide which kernels run: fp32 FMA width, int8 dot products (VNNI,
 # AMX) and bf16.
@@ -49,6 +56,11 @@ PEAK_MACS = {
              (("ssse3",), "SSSE3 pmaddubsw", 2, 4, 4, 128)),
 }
 UNITS = {"fp32": "GFLOP/s", "int8": "GOP/s"}
+DEFAULT_SIZES = ((512, 1024), (1024, 2048))
+
+
+class BenchmarkError(UserError):
+    """A benchmark asked for something it does not measure."""
 
 
 def count_flops(model, size, device="cpu"):
@@ -104,7 +116,7 @@ def runner(model, size, device, mode="eager", calibration=None):
         buffer = io.BytesIO()
         export_onnx(model, buffer, size)
         return OnnxRuntimeModel(buffer.getvalue())
-    raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    raise BenchmarkError(f"unknown benchmark mode {mode!r}: use one of {', '.join(MODES)}")
 
 
 def benchmark(run, size, device, warmup=2, runs=5):
@@ -367,13 +379,112 @@ def describe_limit(entry):
 def end_to_end(segmenter, size, warmup=1, runs=3):
     """Seconds per image from file to files, as the demo does it: read a PNG of ``size`` (a
     synthetic street scene), preprocess, infer, colour, write the colouring and the overlay."""
-    from bisenet.data.synthetic import render_scene
-    from bisenet.demo import segment_images
-
     with tempfile.TemporaryDirectory() as folder:
         _, _, image = render_scene(np.random.default_rng(0), *size)
-        path = os.path.join(folder, "scene.png")
-        cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        path = write_image(os.path.join(folder, "scene.png"), image)
         out = os.path.join(folder, "out")
         return measure_latency(lambda: segment_images(segmenter, [path], out, progress=False, workers=0), "cpu",
                                warmup, runs)
+
+
+def count_parameters(model):
+    """``(trainable parameters, those inference uses)``: the auxiliary heads
+    (``model.aux_head_modules``) only train."""
+    heads = tuple(f"{name}." for name in getattr(model, "aux_head_modules", ()))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for name, p in model.named_parameters() if not name.startswith(heads))
+
+
+def calibration_or_random(cfg, count, size):
+    """int8's calibration images: ``count`` of the config's training split, or random ones of
+    ``size`` (with a warning) when it cannot be read; the timing does not depend on the values."""
+    try:
+        return calibration_inputs(cfg, count)
+    except DatasetError as exc:
+        print(f"warning: int8 calibrated on random images ({exc}); the timing holds, the accuracy would not",
+              file=sys.stderr)
+        return random_calibration_inputs(count, size)
+
+
+TABLE_HEADERS = ["input", "mode", "GFLOPs", "median s", "range s", "FPS", "peak MiB", "GFLOP/s", "of limit",
+                 "end to end s"]
+
+
+def table_row(record):
+    """A result's row of the printed table (``TABLE_HEADERS``)."""
+    size, fraction, e2e = record["size"], record["fraction_of_limit"], record.get("end_to_end_s")
+    return [f"1x3x{size[0]}x{size[1]}", f"{record['mode']} ({record['backend']}, {record['dtype']})",
+            f"{record['gflops']:.1f}", f"{record['median_s']:.3f}", f"{record['min_s']:.3f}-{record['max_s']:.3f}",
+            f"{record['fps']:.2f}", f"{record['peak_memory_bytes'] / 2**20:.0f}",
+            f"{record['achieved_gflops_per_s']:.0f}", f"{100 * fraction:.0f}%" if fraction is not None else "-",
+            f"{e2e:.3f}" if e2e is not None else "-"]
+
+
+def describe_machine(limit):
+    """The CPU line and each arithmetic's limit line (``describe_limit``)."""
+    cpu = limit["cpu"]
+    return [f"CPU: {cpu['model_name'] or 'unknown'} ({cpu['vendor'] or '?'} family {cpu['family']} model "
+            f"{cpu['model']}), {', '.join(limit['cpu_features']) or 'no AVX2/AVX-512/AMX flags'}"] + [
+        describe_limit(limit[dtype]) for dtype in ("fp32", "int8")]
+
+
+def measure_mode(run_mode, size, device, flops, limit, warmup=2, runs=5):
+    """The measures of ``run_mode`` (a ``runner``) at ``size``: ``benchmark``'s timing, and with
+    the model's counted ``flops`` the rate it reaches, the limit that rate counts against
+    (``limit_for``; none without a machine ``limit``) and its fraction of it."""
+    timing = benchmark(run_mode, size, device, warmup, runs)
+    rate = flops / timing["median_s"] / 1e9
+    entry = limit_for(limit, timing["dtype"]) if limit else None
+    return {"gflops": flops / 1e9, "fps": 1 / timing["median_s"], "achieved_gflops_per_s": rate,
+            "limit_gops_per_s": entry["gops"] if entry else None, "limit_kind": entry["kind"] if entry else None,
+            "fraction_of_limit": fraction_of_limit(rate, entry) if entry else None, **timing}
+
+
+def above_the_limit(record):
+    """A warning for a rate above its limit (no fraction was printed), or None."""
+    if record["limit_gops_per_s"] and record["fraction_of_limit"] is None:
+        dtype = "int8" if record["dtype"] == "int8" else "fp32"
+        return (f"warning: {record['mode']} at {record['achieved_gflops_per_s']:.0f} GFLOP/s is above the {dtype} "
+                "limit, so that limit is no bound here: a clock reported below the real one, or fewer operations "
+                "done than counted (e.g. Winograd convolutions); no fraction is printed")
+    return None
+
+
+def run_benchmark(cfg, device, sizes=DEFAULT_SIZES, modes=("eager",), runs=5, warmup=2, calib_images=8,
+                  timed_end_to_end=True, json_path=None):
+    """Benchmark the model of ``cfg`` (random weights: the timing does not depend on them) on
+    ``device`` in each of ``modes`` at each of ``sizes``, ``runs`` timed runs after ``warmup``:
+    print the model, the machine's limit (CPU only), a table of the results and warnings, and
+    write them to ``json_path`` (checked first). int8 calibrates on ``calib_images`` images
+    (``calibration_or_random``). Returns the records."""
+    if json_path:
+        check_output_file(json_path, "--json")
+    device = torch.device(device)
+    model = load_model(cfg, None)
+    params, inference_params = count_parameters(model)
+    limit = machine_limit() if device.type == "cpu" else None
+    records = []
+    for size in sizes:
+        flops = count_flops(model, size)
+        calibration = calibration_or_random(cfg, calib_images, size) if "int8" in modes else None
+        for mode in modes:
+            run_mode = runner(model, size, device, mode, calibration)  # built once: int8 calibrates
+            record = {"model": cfg.model.name, "size": list(size), "mode": mode, "device": str(device),
+                      "threads": torch.get_num_threads(), "parameters": params,
+                      "inference_parameters": inference_params,
+                      **measure_mode(run_mode, size, device, flops, limit, warmup, runs)}
+            if timed_end_to_end:
+                segmenter = Segmenter(cfg, None, device, model=run_mode)
+                record["end_to_end_s"] = end_to_end(segmenter, size, min(warmup, 1), runs)["median_s"]
+            records.append(record)
+    print(f"{cfg.model.name}: {params:,} parameters ({inference_params:,} for inference), {device}, "
+          f"{torch.get_num_threads()} threads")
+    for line in describe_machine(limit) if limit else ():
+        print(line)
+    print(tabulate([table_row(r) for r in records], headers=TABLE_HEADERS, tablefmt="github"))
+    for warning in filter(None, map(above_the_limit, records)):
+        print(warning, file=sys.stderr)
+    if json_path:
+        write_json(json_path, {"machine_limit": limit, "results": records})
+        print(f"wrote {json_path}")
+    return records

@@ -1,5 +1,6 @@
 """Segment images, folders and videos; write the colouring and an overlay of each."""
 import collections
+import contextlib
 import errno
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ from bisenet.data.cityscapes import colorize, generated_palette
 from bisenet.data.io import DatasetError, read_image
 from bisenet.data.transforms import build_eval_transform
 from bisenet.inference import load_model, predict
-from bisenet.outputs import TEMP_PREFIX, OutputError, free_bytes, write_error, write_image
+from bisenet.outputs import OutputError, atomic_path, free_bytes, write_error, write_image
 from bisenet.progress import progress_bar
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -115,8 +116,8 @@ def segment_images(segmenter, paths, out_dir, progress=True, workers=2):
 
 def segment_video(segmenter, source, out_dir, progress=True):
     """``<name>_color.mp4`` and ``<name>_overlay.mp4`` from a video file or a camera index. Each
-    is written under a temporary name beside it and renamed once complete and read back whole;
-    on any failure the temporary files are removed."""
+    is written under a temporary name beside it (``bisenet.outputs.atomic_path``) and moved into
+    place once complete and read back whole; on any failure the temporary files are removed."""
     capture = cv2.VideoCapture(int(source) if str(source).isdigit() else source)
     if not capture.isOpened():
         raise DatasetError(f"cannot open video {source} (missing file, unsupported codec or no such camera)")
@@ -124,55 +125,44 @@ def segment_video(segmenter, source, out_dir, progress=True):
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     name = f"camera{source}" if str(source).isdigit() else os.path.splitext(os.path.basename(source))[0]
     paths = [os.path.join(out_dir, f"{name}_{suffix}.mp4") for suffix in ("color", "overlay")]
-    # The same extension, so that OpenCV picks the same container.
-    temps = [os.path.join(out_dir, f"{TEMP_PREFIX}{os.getpid()}-{os.path.basename(p)}") for p in paths]
     writers, frames = [], 0
     bar = progress_bar(total=total, enabled=progress, desc="video", unit="frame")
     log_level = cv2.utils.logging.getLogLevel()
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        # OpenCV warns once per frame it could not write; the check after the loop says it once.
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        with contextlib.ExitStack() as files:
+            temps = [files.enter_context(atomic_path(path)) for path in paths]
+            files.callback(lambda: [writer.release() for writer in writers])  # before the files move
+            # OpenCV warns once per frame it could not write; the check after the loop says it once.
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                if not writers:
+                    size = (rgb.shape[1], rgb.shape[0])
+                    writers = [cv2.VideoWriter(t, cv2.VideoWriter_fourcc(*"mp4v"), fps, size) for t in temps]
+                    for writer, path, temp in zip(writers, paths, temps):
+                        if not writer.isOpened():
+                            raise _video_error(path, temp, "OpenCV cannot open an mp4v video writer there")
+                for writer, out in zip(writers, segmenter.color_and_overlay(rgb)):
+                    writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+                frames += 1
+                bar.update(1)
+            for writer in writers:
+                writer.release()
             if not writers:
-                size = (rgb.shape[1], rgb.shape[0])
-                writers = [cv2.VideoWriter(t, cv2.VideoWriter_fourcc(*"mp4v"), fps, size) for t in temps]
-                for writer, path, temp in zip(writers, paths, temps):
-                    if not writer.isOpened():
-                        raise _video_error(path, temp, "OpenCV cannot open an mp4v video writer there")
-            for writer, out in zip(writers, segmenter.color_and_overlay(rgb)):
-                writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
-            frames += 1
-            bar.update(1)
-        for writer in writers:
-            writer.release()
-        if not writers:
-            raise DatasetError(f"video {source} has no readable frame")
-        for path, temp in zip(paths, temps):
-            written = cv2.VideoCapture(temp)
-            count = int(written.get(cv2.CAP_PROP_FRAME_COUNT)) if written.isOpened() else 0
-            written.release()
-            if count != frames:
-                raise _video_error(path, temp, f"{count} of its {frames} frames could be read back")
-        for path, temp in zip(paths, temps):
-            os.replace(temp, path)
-    except BaseException:
-        for writer in writers:
-            writer.release()
-        for temp in temps:
-            if os.path.exists(temp):
-                os.remove(temp)
-        raise
+                raise DatasetError(f"video {source} has no readable frame")
+            for path, temp in zip(paths, temps):
+                written = cv2.VideoCapture(temp)
+                count = int(written.get(cv2.CAP_PROP_FRAME_COUNT)) if written.isOpened() else 0
+                written.release()
+                if count != frames:
+                    raise _video_error(path, temp, f"{count} of its {frames} frames could be read back")
     finally:
         cv2.utils.logging.setLogLevel(log_level)
         bar.close()
         capture.release()
-        for writer in writers:
-            writer.release()
     return paths
 
 

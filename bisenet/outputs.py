@@ -130,6 +130,26 @@ def atomic_open(path, mode="wb"):
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path):
+    """``atomic_open`` for writers that take a file name (OpenCV's video writer): a temporary
+    path beside ``path``, with its extension (so that the writer picks the same format), moved
+    over ``path`` when the block ends without an error and removed on an error. An ``OSError``
+    becomes an ``OutputError`` naming ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    temp = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{os.path.basename(path)}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        yield temp
+        os.replace(temp, path)
+    except OSError as exc:
+        _remove(temp)
+        raise write_error(path, exc) from None
+    except BaseException:
+        _remove(temp)
+        raise
+
+
 def _remove(path):
     with contextlib.suppress(OSError):
         os.remove(path)

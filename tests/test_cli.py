@@ -141,11 +141,14 @@ def test_tool_config_defaults_and_published_weights(tmp_path, monkeypatch):
 
 
 def test_resolve_weights_defaults_to_the_runs_final_checkpoint(tmp_path):
-    cfg = tool_config(parse_args(config_parser("test"), [f"train.output_dir={tmp_path}"]))
-    with pytest.raises(MissingFileError, match=f"{tmp_path}/model_final.pth not found; train first"):
+    # A run folder of its own: the message would list runs trained beside it (other tests' runs).
+    run_dir = tmp_path / "run"
+    cfg = tool_config(parse_args(config_parser("test"), [f"train.output_dir={run_dir}"]))
+    with pytest.raises(MissingFileError, match=f"{run_dir}/model_final.pth not found; train first"):
         resolve_weights(cfg, None)
-    (tmp_path / "model_final.pth").write_bytes(b"")
-    assert resolve_weights(cfg, None) == os.path.join(str(tmp_path), "model_final.pth")
+    run_dir.mkdir()
+    (run_dir / "model_final.pth").write_bytes(b"")
+    assert resolve_weights(cfg, None) == os.path.join(str(run_dir), "model_final.pth")
 
 
 def test_missing_default_weights_name_the_trained_runs_with_the_command_to_use_each(random_weights, tmp_path,

@@ -12,7 +12,7 @@ from bisenet.checkpoint import load_checkpoint, save_checkpoint
 from bisenet.config import load_config
 from bisenet.data import build_eval_loader
 from bisenet.engine.ema import ModelEma
-from bisenet.engine.evaluator import evaluate
+from bisenet.engine.evaluator import EvalMode, evaluate
 from bisenet.engine.trainer import build_run, evaluate_after_training, seed_everything, train
 from bisenet.models import build_model
 
@@ -110,7 +110,8 @@ def test_evaluate_chooses_the_ema_weights_with_the_flag(synthetic_root, tmp_path
         assert result.returncode == 0, result.stderr
         scores[name] = json.loads(out.read_text())
         assert scores[name]["ema"] == (name == "ema")
-    expected = evaluate(averaged, build_eval_loader(cfg), 19, "cpu", protocol=cfg.eval.protocol, progress=False)
+    expected = evaluate(averaged, build_eval_loader(cfg), 19, "cpu", mode=EvalMode(protocol=cfg.eval.protocol),
+                        progress=False)
     assert scores["ema"]["confusion_matrix"] == expected["confusion_matrix"].tolist()
     assert scores["raw"]["confusion_matrix"] != scores["ema"]["confusion_matrix"]
 

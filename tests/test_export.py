@@ -1,5 +1,6 @@
 """bisenet.deploy.export: BatchNorm folding, ONNX and TorchScript files."""
 import copy
+import re
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from bisenet.models.bisenetv1 import BiSeNetV1
 from bisenet.models.bisenetv2 import BiSeNetV2
 
 from conftest import random_statistics_model, run_tool, run_with_mounts, tool_argv
-from numerics import assert_fp32_close
+from numerics import EPS32, assert_fp32_close
 
 
 def batchnorms_after_a_convolution(model, x):
@@ -82,6 +83,31 @@ def test_torchscript_export_tool(random_weights, tmp_path):
     x = torch.randn(1, 3, 72, 100)
     with torch.no_grad():
         assert_fp32_close(torch.jit.load(str(out))(x), random_statistics_model(), x)
+    # Checked at another size than the traced one, within a tolerance of a few fp32 roundings.
+    match = re.search(r"at 37x67: largest logit difference \(relative\) (\S+) \(tolerance (\S+), 8 x fp32's rounding\)",
+                      result.stdout)
+    assert match and f"wrote {out}: reloaded module vs PyTorch" in result.stdout, result.stdout
+    difference, tolerance = float(match.group(1)), float(match.group(2))
+    assert difference <= tolerance and 8 * 4 * EPS32 <= tolerance <= 1e-4
+
+
+def test_a_torchscript_export_off_by_more_than_rounding_writes_nothing(random_weights, tmp_path, monkeypatch):
+    """A fold that is wrong by 0.1% in one convolution, far less than any visible change, is more
+    than the arithmetic allows: refused, nothing written."""
+    import bisenet.deploy.export as export
+
+    def wrong_fold(model):
+        folded = fold_batchnorm(model)
+        conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+        conv.weight.data *= 1.001
+        return folded
+
+    monkeypatch.setattr(export, "fold_batchnorm", wrong_fold)
+    out = tmp_path / "m.pt"
+    result = run_tool("export_torchscript.py", *export_args(random_weights, out))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"so {out} was not written: reloaded module vs PyTorch at 37x67" in result.stderr
+    assert "wrote" not in result.stdout and list(tmp_path.iterdir()) == []
 
 
 def export_args(weights, out, *extra):

@@ -1,13 +1,12 @@
 """bisenet.engine.logs: lines to the console and log.txt on the main process, metrics.jsonl for
-tools, and the curves."""
+tools, read back by read_metrics (the curves drawn from it: test_plots.py)."""
 import json
+import re
 
-import cv2
 import pytest
 
-import bisenet.engine.logs as logs
-from bisenet.engine.logs import RunLog, plot_metrics, read_metrics
-from bisenet.errors import MissingExtraError, UserError
+from bisenet.engine.logs import RunLog, read_metrics
+from bisenet.outputs import OutputError
 
 
 def test_lines_reach_the_console_at_once_and_the_files_once_opened_only_on_the_main_process(tmp_path, capsys):
@@ -72,22 +71,10 @@ def test_damaged_lines_of_a_killed_run_are_skipped_and_named(tmp_path):
     assert [r["iteration"] for r in train] == [1, 3]
 
 
-def test_curves_are_drawn(tmp_path):
-    path = tmp_path / "metrics.jsonl"
-    lines = [{"iteration": i, "loss": 3.0 / i, "aux_losses": [3.0 / i, 3.1 / i], "lr": {"backbone": 0.01 / i}}
-             for i in range(1, 5)] + [{"iteration": 2, "miou": 0.3}, {"iteration": 4, "miou": 0.4, "miou_ema": 0.45}]
-    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
-    image = cv2.imread(plot_metrics(str(path), str(tmp_path / "curves.png")))
-    assert image is not None and image.shape[1] > image.shape[0]
-    (tmp_path / "empty.jsonl").write_text("")
-    with pytest.raises(UserError, match="no training records yet"):
-        plot_metrics(str(tmp_path / "empty.jsonl"), str(tmp_path / "x.png"))
-
-
-def test_plotting_without_matplotlib_gives_the_install_line(tmp_path, monkeypatch):
-    def missing(module, extra, feature):
-        raise MissingExtraError(f"{feature} needs {module}: pip install -e \".[{extra}]\"")
-
-    monkeypatch.setattr(logs, "require", missing)
-    with pytest.raises(MissingExtraError, match=r'pip install -e "\.\[plot\]"'):
-        plot_metrics(str(tmp_path / "metrics.jsonl"), str(tmp_path / "x.png"))
+def test_log_files_that_cannot_be_opened_are_named(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").mkdir()  # a folder where the file goes
+    log = RunLog(tmp_path / "run", console=False)
+    with pytest.raises(OutputError, match=re.escape(f"cannot write {tmp_path / 'run' / 'metrics.jsonl'}")):
+        log.open_files()
+    log.close()

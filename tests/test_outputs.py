@@ -6,7 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from bisenet.outputs import OutputError, atomic_open, check_output_dir, check_output_file, write_image, write_json
+from bisenet.outputs import (
+    OutputError,
+    atomic_open,
+    atomic_path,
+    check_output_dir,
+    check_output_file,
+    write_image,
+    write_json,
+)
 
 from conftest import run_with_mounts
 
@@ -34,6 +42,22 @@ def test_checks_change_nothing_on_disk(tmp_path):
     check_output_file(str(tmp_path / "existing.json"))
     check_output_dir(str(tmp_path / "plots" / "a"))
     assert tree(tmp_path) == before
+
+
+def test_a_writer_that_takes_a_file_name_writes_beside_and_moves_when_done(tmp_path):
+    path = tmp_path / "new" / "clip.mp4"
+    with atomic_path(str(path)) as temp:
+        assert temp.endswith(".mp4") and os.path.dirname(temp) == str(path.parent) and not path.exists()
+        open(temp, "wb").write(b"frames")
+    assert path.read_bytes() == b"frames" and os.listdir(path.parent) == ["clip.mp4"]
+    with pytest.raises(RuntimeError), atomic_path(str(path)) as temp:
+        open(temp, "wb").write(b"half")
+        raise RuntimeError("the writer failed")
+    assert path.read_bytes() == b"frames" and os.listdir(path.parent) == ["clip.mp4"]
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(OutputError, match="cannot write .*taken/clip.mp4"), atomic_path(str(tmp_path / "taken" /
+                                                                                           "clip.mp4")):
+        pass
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -13,6 +13,7 @@ import torch
 from bisenet.data import build_train_loader
 from bisenet.data.cityscapes import CLASS_NAMES, ID_TO_TRAIN_ID, PALETTE, generated_palette
 from bisenet.engine.evaluator import result_to_dict
+from bisenet.errors import UserError
 from bisenet.metrics import scores
 from bisenet.plots.browse import browse, hatch_colors
 from bisenet.plots.evaluation import (
@@ -246,3 +247,51 @@ def test_without_matplotlib_the_tools_give_the_install_line(monkeypatch, tool, a
     result = run_tool(tool, *args)
     assert result.returncode == 1
     assert 'pip install -e ".[plot]"' in result.stderr and "Traceback" not in result.stderr
+
+
+def test_training_curves_draw_the_records_of_metrics_jsonl(tmp_path):
+    """Each curve's points are the file's records: a resumed run's repeated iteration drawn once
+    with its latest values, the notes of skipped fp16 steps left out."""
+    from matplotlib.figure import Figure
+
+    from bisenet.engine.logs import read_metrics
+    from bisenet.plots.training import draw_curves, plot_metrics
+
+    records = [{"iteration": i, "loss": 3.0 / i, "aux_losses": [3.5 / i, 3.1 / i],
+                "lr": {"backbone": 0.01 / i, "head": 0.1 / i}} for i in range(1, 5)]
+    records += [{"iteration": 3, "loss": 0.25, "aux_losses": [0.5, 0.75], "lr": {"backbone": 1e-4, "head": 1e-3}},
+                {"iteration": 5, "skipped_step": "a gradient", "loss_scale": 32768.0},
+                {"iteration": 2, "miou": 0.3}, {"iteration": 4, "miou": 0.4, "miou_ema": 0.45}]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    iterations = [1, 2, 3, 4]
+    loss = [3.0, 1.5, 0.25, 0.75]  # iteration 3: the resumed run's record
+    expected = [
+        {"main": (iterations, loss), "aux 1": (iterations, [3.5, 1.75, 0.5, 0.875]),
+         "aux 2": (iterations, [3.1, 1.55, 0.75, 0.775])},
+        {"backbone": (iterations, [0.01, 0.005, 1e-4, 0.0025]), "head": (iterations, [0.1, 0.05, 1e-3, 0.025])},
+        {"weights": ([2, 4], [30.0, 40.0]), "EMA": ([4], [45.0])},
+    ]
+    fig = Figure()
+    axes = draw_curves(fig, *read_metrics(str(path)))
+    for axis, curves in zip(axes, expected):
+        drawn = {line.get_label(): line.get_xydata().T.tolist() for line in axis.get_lines()}
+        assert drawn.keys() == curves.keys()
+        for name, (x, y) in curves.items():
+            assert drawn[name][0] == x and drawn[name][1] == pytest.approx(y, rel=1e-12), name
+    assert [axis.get_title() for axis in axes] == ["loss", "learning rate", "val mIoU (%)"]
+    assert axes[1].get_yscale() == "log"
+
+    png = read_rgb(plot_metrics(str(path), str(tmp_path / "curves.png")))
+    assert png.shape[:2] == (400, 1500) and len(colors_of(png)) > 10  # 15 x 4 inches at 100 dpi
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(UserError, match="no training records yet"):
+        plot_metrics(str(tmp_path / "empty.jsonl"), str(tmp_path / "x.png"))
+
+
+def test_plot_log_without_matplotlib_gives_the_install_line(monkeypatch, tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"iteration": 1, "loss": 1.0, "aux_losses": [], "lr": {"all": 0.1}}\n')
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    result = run_tool("plot_log.py", tmp_path)
+    assert result.returncode == 1 and 'pip install -e ".[plot]"' in result.stderr
+    assert os.listdir(tmp_path) == ["metrics.jsonl"]

@@ -11,38 +11,8 @@ to show what the libraries reach. int8 is calibrated on the config's training sp
 images (with a warning) when it is absent: the timing does not depend on the values. End to end
 is the demo's work for one image: read a PNG, preprocess, infer, colour, write two PNGs.
 """
-import sys
-
-import torch
-from tabulate import tabulate
-
-from bisenet.benchmark import (
-    MODES,
-    benchmark,
-    count_flops,
-    describe_limit,
-    end_to_end,
-    fraction_of_limit,
-    limit_for,
-    machine_limit,
-    runner,
-)
+from bisenet.benchmark import DEFAULT_SIZES, MODES, run_benchmark
 from bisenet.cli import add_device_options, config_parser, device_of, parse_args, positive_int, run, tool_config
-from bisenet.data.io import DatasetError
-from bisenet.demo import Segmenter
-from bisenet.inference import load_model
-from bisenet.outputs import check_output_file, write_json
-
-
-def _calibration(cfg, count, size):
-    from bisenet.deploy.quantize import calibration_inputs, random_calibration_inputs
-
-    try:
-        return calibration_inputs(cfg, count)
-    except DatasetError as exc:
-        print(f"warning: int8 calibrated on random images ({exc}); the timing holds, the accuracy would not",
-              file=sys.stderr)
-        return random_calibration_inputs(count, size)
 
 
 def main(argv=None):
@@ -61,57 +31,8 @@ def main(argv=None):
                         help="skip the file-to-file timing")
     parser.add_argument("--json", metavar="FILE", help="also write the results to this JSON file")
     args = parse_args(parser, argv)
-    if args.json:
-        check_output_file(args.json, "--json")
-    cfg = tool_config(args)
-    device = device_of(args)
-    model = load_model(cfg, None)  # random weights: the timing does not depend on them
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    eval_params = sum(p.numel() for n, p in model.named_parameters()
-                      if not n.startswith(tuple(f"{m}." for m in getattr(model, "aux_head_modules", ()))))
-    limit = machine_limit() if device.type == "cpu" else None
-    rows, records, above = [], [], []
-    for size in args.size or [(512, 1024), (1024, 2048)]:
-        flops = count_flops(model, size)
-        calibration = _calibration(cfg, args.calib_images, size) if "int8" in args.mode else None
-        for mode in args.mode:
-            run_mode = runner(model, size, device, mode, calibration)  # built once: int8 calibrates
-            r = benchmark(run_mode, size, device, args.warmup, args.runs)
-            rate = flops / r["median_s"] / 1e9
-            entry = limit_for(limit, r["dtype"]) if limit else None
-            fraction = fraction_of_limit(rate, entry) if entry else None
-            if entry and entry["gops"] and fraction is None:
-                above.append(f"{mode} at {rate:.0f} GFLOP/s is above the {entry['dtype']} limit")
-            record = {"model": cfg.model.name, "size": list(size), "mode": mode, "device": str(device),
-                      "threads": torch.get_num_threads(), "parameters": params, "inference_parameters": eval_params,
-                      "gflops": flops / 1e9, "fps": 1 / r["median_s"], "achieved_gflops_per_s": rate,
-                      "limit_gops_per_s": entry["gops"] if entry else None,
-                      "limit_kind": entry["kind"] if entry else None, "fraction_of_limit": fraction, **r}
-            if args.end_to_end:
-                segmenter = Segmenter(cfg, None, device, model=run_mode)
-                record["end_to_end_s"] = end_to_end(segmenter, size, min(args.warmup, 1), args.runs)["median_s"]
-            records.append(record)
-            rows.append([f"1x3x{size[0]}x{size[1]}", f"{mode} ({r['backend']}, {r['dtype']})",
-                         f"{flops / 1e9:.1f}", f"{r['median_s']:.3f}", f"{r['min_s']:.3f}-{r['max_s']:.3f}",
-                         f"{1 / r['median_s']:.2f}", f"{r['peak_memory_bytes'] / 2**20:.0f}", f"{rate:.0f}",
-                         f"{100 * fraction:.0f}%" if fraction is not None else "-",
-                         f"{record['end_to_end_s']:.3f}" if args.end_to_end else "-"])
-    print(f"{cfg.model.name}: {params:,} parameters ({eval_params:,} for inference), {device}, "
-          f"{torch.get_num_threads()} threads")
-    if limit:
-        cpu = limit["cpu"]
-        print(f"CPU: {cpu['model_name'] or 'unknown'} ({cpu['vendor'] or '?'} family {cpu['family']} model "
-              f"{cpu['model']}), {', '.join(limit['cpu_features']) or 'no AVX2/AVX-512/AMX flags'}")
-        for dtype in ("fp32", "int8"):
-            print(describe_limit(limit[dtype]))
-    print(tabulate(rows, headers=["input", "mode", "GFLOPs", "median s", "range s", "FPS", "peak MiB", "GFLOP/s",
-                                  "of limit", "end to end s"], tablefmt="github"))
-    for text in above:
-        print(f"warning: {text}, so that limit is no bound here: a clock reported below the real one, or fewer "
-              "operations done than counted (e.g. Winograd convolutions); no fraction is printed", file=sys.stderr)
-    if args.json:
-        write_json(args.json, {"machine_limit": limit, "results": records})
-        print(f"wrote {args.json}")
+    run_benchmark(tool_config(args), device_of(args), [tuple(size) for size in args.size or DEFAULT_SIZES], args.mode,
+                  args.runs, args.warmup, args.calib_images, args.end_to_end, args.json)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,8 @@ shows another run's). Each image (de-normalised) is beside its label in the data
 the ignore region striped in two greys, with the classes present and their share of the pixels
 written under it. The same config and seed always give the same pictures.
 """
-import os
-
+from bisenet import commands
 from bisenet.cli import config_parser, parse_args, positive_int, run, tool_config
-from bisenet.outputs import check_output_dir
-from bisenet.plots import require_matplotlib
-from bisenet.plots.browse import browse
 
 
 def main(argv=None):
@@ -31,14 +27,10 @@ def main(argv=None):
                              "never interpolated (default: %(default)s)")
     parser.add_argument("--out", metavar="DIR", help="where the PNGs go (default: <train.output_dir>/browse)")
     args = parse_args(parser, argv)
-    cfg = tool_config(args)
-    require_matplotlib("browsing a dataset")
     if args.step < 0 or (args.step and args.split != "train"):
         parser.error(f"--step {args.step}: a training step (0 or more), with --split train only")
-    out = check_output_dir(args.out or os.path.join(cfg.train.output_dir, "browse"), "--out")
-    grids = browse(cfg, out, args.split, args.num, args.per_grid, args.step, args.panel_size)
-    for grid in grids:
-        print(f"wrote {grid.path} ({len(grid.samples)} samples)")
+    commands.browse_dataset(tool_config(args), args.out, args.split, args.num, args.per_grid, args.step,
+                            args.panel_size)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,8 @@ sizes (DIR/class_pixels.png, DIR/image_sizes.png; needs matplotlib).
 """
 import sys
 
+from bisenet import commands
 from bisenet.cli import config_parser, parse_args, positive_int, run, tool_config
-from bisenet.data.check import check_dataset, format_report
-from bisenet.outputs import check_output_dir
-from bisenet.plots import require_matplotlib
-from bisenet.plots.statistics import write_dataset_plots
 
 
 def main(argv=None):
@@ -28,16 +25,7 @@ def main(argv=None):
         args.overrides.append(f"data.root={args.root}")
     if args.list_file:
         args.overrides.append(f"data.train_list={args.list_file}")
-    cfg = tool_config(args)
-    if args.plots:  # before the scan, not after it
-        require_matplotlib("check_dataset --plots")
-        check_output_dir(args.plots, "--plots")
-    splits = args.splits or [cfg.data.train_split, cfg.data.val_split]
-    report = check_dataset(cfg.data, cfg.model.num_classes, splits, args.workers)
-    print(format_report(report))
-    if args.plots:  # also when there are faults: the pictures may show why
-        for path in write_dataset_plots(report, args.plots):
-            print(f"wrote {path}")
+    report = commands.check_dataset_splits(tool_config(args), args.splits, args.workers, args.plots)
     sys.exit(1 if report["faults"] else 0)
 
 

@@ -5,11 +5,9 @@
 The architecture (BiSeNetV1 or V2) and the class count are read from the checkpoint's keys; the
 matching published config is stored with the weights, or --config's, which must build that model.
 """
-from bisenet.checkpoint import CONVERTERS, CheckpointError, read_state_dict, save_checkpoint
-from bisenet.cli import ToolParser, config_file, run
-from bisenet.config import load_config
-from bisenet.outputs import check_output_file
-from bisenet.weights import convert_reference
+from bisenet import commands
+from bisenet.checkpoint import CONVERTERS
+from bisenet.cli import ToolParser, run
 
 
 def main(argv=None):
@@ -20,18 +18,7 @@ def main(argv=None):
     parser.add_argument("src", help="checkpoint to convert")
     parser.add_argument("dst", help="the converted checkpoint to write")
     args = parser.parse_args(argv)
-    check_output_file(args.dst, "the converted checkpoint")
-    cfg = load_config(config_file(args.config)) if args.config else None
-    try:
-        state, notes, cfg = convert_reference(read_state_dict(args.src), args.src, cfg)
-    except CheckpointError as exc:
-        message = str(exc)  # always name the source: not every converter message does
-        raise CheckpointError(message if args.src in message else f"{args.src}: {message}") from None
-    for note in notes:
-        print(f"note: {note}")
-    save_checkpoint({"model": state, "config": cfg.to_dict(), "converted_from": args.source_format}, args.dst)
-    print(f"converted {len(state)} entries ({cfg.model.name}, {cfg.model.num_classes} classes) from {args.src} "
-          f"to {args.dst}")
+    commands.convert_checkpoint(args.source_format, args.src, args.dst, args.config)
 
 
 if __name__ == "__main__":

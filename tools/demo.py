@@ -8,20 +8,8 @@ Writes into --out-dir, for each image, <name>_color.png (the classes in the pale
 <name>_overlay.png (them blended over the image), and for a video or a camera <name>_color.mp4 and
 <name>_overlay.mp4 (camera0_... for camera 0).
 """
-import os
-
-from bisenet.cli import (
-    device_of,
-    inference_parser,
-    parse_args,
-    resolve_weights,
-    run,
-    runtime_of,
-    tool_command,
-    tool_config,
-)
-from bisenet.demo import Segmenter, run_demo
-from bisenet.outputs import check_output_dir
+from bisenet import commands
+from bisenet.cli import inference_parser, parse_args, run, runtime_of, tool_command, tool_config
 
 
 def main(argv=None):
@@ -32,12 +20,8 @@ def main(argv=None):
                         help="folder for the results: <name>_color.png and <name>_overlay.png per image, "
                              "<name>_color.mp4 and <name>_overlay.mp4 for a video (default: %(default)s)")
     args = parse_args(parser, argv)
-    cfg = tool_config(args)
-    check_output_dir(args.out_dir, "--out-dir")
-    segmenter = Segmenter(cfg, resolve_weights(cfg, args.weights, tool_command(__file__, args)), device_of(args),
-                          **runtime_of(args))
-    for path in run_demo(segmenter, args.source, args.out_dir):
-        print(f"wrote {os.path.normpath(path)}")
+    commands.demo(tool_config(args), args.weights, args.source, args.out_dir, args.device, runtime_of(args),
+                  tool_command(__file__, args))
 
 
 if __name__ == "__main__":

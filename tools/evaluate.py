@@ -5,23 +5,18 @@
   python tools/evaluate.py --weights coincheung/bisenetv1_city --modes all     (published weights by name)
   torchrun --nproc_per_node=N tools/evaluate.py ...   (same result, the images shared out)
 """
-from bisenet import distributed
+from bisenet import commands
 from bisenet.cli import (
-    device_of,
     inference_parser,
     parse_args,
     positive_float,
     positive_int,
-    resolve_weights,
     run,
     runtime_of,
     tool_command,
     tool_config,
 )
-from bisenet.engine.evaluator import evaluate_weights, evaluation_modes, result_to_dict
-from bisenet.outputs import check_output_dir, check_output_file
-from bisenet.plots import require_matplotlib
-from bisenet.plots.evaluation import scores_from_evaluation, write_result_plots
+from bisenet.engine.evaluator import EvalOutputs, ModeChoice
 
 
 def main(argv=None):
@@ -50,29 +45,9 @@ def main(argv=None):
     parser.add_argument("--ema", action="store_true",
                         help="the EMA weights (model_ema) of a run trained with train.ema_decay, not its weights")
     args = parse_args(parser, argv)
-    cfg = tool_config(args)
-    modes = evaluation_modes(cfg.eval, args.modes, args.msc, args.flip, args.crop, args.scales, args.crop_size,
-                             args.crop_stride)
-    if args.plots:
-        require_matplotlib("evaluate --plots")  # now, not after the evaluation
-        check_output_dir(args.plots, "--plots")
-    if args.save_pred:
-        check_output_dir(args.save_pred, "--save-pred")
-    if args.json:
-        check_output_file(args.json, "--json")
-    weights = resolve_weights(cfg, args.weights, tool_command(__file__, args))
-    device = distributed.init_from_environment(device_of(args))
-    try:
-        results = evaluate_weights(cfg, weights, device, modes, save_pred_dir=args.save_pred, json_path=args.json,
-                                   runtime=runtime_of(args), ema=args.ema)
-        if args.plots and distributed.is_main_process():
-            # Through the JSON's form, so that these are the pictures plot_results.py draws from --json.
-            scores = [scores_from_evaluation(result_to_dict(result, cfg.data.class_names), name)
-                      for name, result in results.items()]
-            for path in write_result_plots(scores, args.plots):
-                print(f"wrote {path}")
-    finally:
-        distributed.cleanup()
+    choice = ModeChoice(args.modes, args.msc, args.flip, args.crop, args.scales, args.crop_size, args.crop_stride)
+    commands.evaluate(tool_config(args), args.weights, choice, EvalOutputs(args.save_pred, args.json, args.plots),
+                      args.device, runtime_of(args), args.ema, tool_command(__file__, args))
 
 
 if __name__ == "__main__":

@@ -15,38 +15,18 @@ calibrated on --calib-images images of the config's training split; the classifi
 upsampling stay in fp32; any input size). It is checked on the calibration images: the fraction
 of pixels whose class differs from PyTorch's must be at most --tolerance (default 0.01 then).
 """
-import io
-
-import numpy as np
-import torch
-
+from bisenet import commands
 from bisenet.cli import (
     export_parser,
     non_negative_float,
     parse_args,
     positive_int,
-    resolve_weights,
     run,
     tool_command,
     tool_config,
 )
-from bisenet.deploy.export import check_opset, export_onnx, supported_opsets
-from bisenet.deploy.runtime import check_onnx, onnx_session
-from bisenet.errors import UserError
-from bisenet.inference import load_model
-from bisenet.outputs import check_output_file, write_bytes
-
-
-def _int8_disagreement(model_bytes, model, images):
-    """The fraction of pixels of ``images`` whose class differs between PyTorch and the model."""
-    session = onnx_session(model_bytes)
-    differ = total = 0
-    for image in images:
-        with torch.no_grad():
-            expected = model(torch.from_numpy(image)).argmax(1).numpy()
-        got = session.run(None, {"image": image})[0].argmax(1)
-        differ, total = differ + int(np.sum(got != expected)), total + expected.size
-    return differ / total
+from bisenet.deploy.export import supported_opsets
+from bisenet.deploy.verify import OnnxOptions
 
 
 def main(argv=None):
@@ -65,39 +45,9 @@ def main(argv=None):
                         help="largest allowed difference (default: 1e-4 of the largest logit; the fraction of "
                              "pixels for --argmax (1e-4) and --int8 (0.01))")
     args = parse_args(parser, argv)
-    cfg = tool_config(args)
-    if args.int8 and args.argmax:
-        raise UserError("--int8 writes logits (the classifier stays fp32); take the argmax after it, or drop --argmax")
-    if args.int8 and args.opset is not None:
-        raise UserError("--int8 exports at opset 17, the one its quantisation was measured at: drop --opset")
-    opset = check_opset(17 if args.opset is None else args.opset)
-    check_output_file(args.out, "--out")
-    model = load_model(cfg, resolve_weights(cfg, args.weights, tool_command(__file__, args)))
-    if args.int8:
-        from bisenet.deploy.quantize import calibration_inputs, count_quantized, quantize_int8
-
-        tolerance = 0.01 if args.tolerance is None else args.tolerance
-        images = calibration_inputs(cfg, args.calib_images, otherwise="export in fp32 (without --int8)")
-        data = quantize_int8(model, images)
-        quantized, kept = count_quantized(data)
-        difference = _int8_disagreement(data, model, images[:4])
-        summary = (f"{quantized} convolutions in int8, {kept} in fp32, calibrated on {len(images)} images; pixels "
-                   f"whose class differs from PyTorch's: {100 * difference:.2f}% (tolerance {100 * tolerance:g}%)")
-    else:
-        tolerance = 1e-4 if args.tolerance is None else args.tolerance
-        buffer = io.BytesIO()
-        wrapper = export_onnx(model, buffer, tuple(args.size), args.dynamic, args.argmax, opset)
-        data = buffer.getvalue()
-        check_size = (args.size[0] // 2 + 5, args.size[1] // 2 + 3) if args.dynamic else tuple(args.size)
-        difference = check_onnx(data, wrapper, check_size)
-        what = "fraction of differing pixels" if args.argmax else "largest logit difference (relative)"
-        summary = (f"onnxruntime vs PyTorch at {check_size[0]}x{check_size[1]}: {what} {difference:.3g} "
-                   f"(tolerance {tolerance:g})")
-    if not difference <= tolerance:  # NaN fails too
-        raise UserError(f"the exported model differs from PyTorch by more than the tolerance, so {args.out} was not "
-                        f"written: {summary}")
-    write_bytes(args.out, data)
-    print(f"wrote {args.out}: {summary}")
+    options = OnnxOptions(tuple(args.size), args.dynamic, args.argmax, args.opset, args.int8, args.calib_images,
+                          args.tolerance)
+    commands.export_onnx(tool_config(args), args.weights, args.out, options, tool_command(__file__, args))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,8 @@
 
   python tools/make_synthetic_cityscapes.py [--root datasets/synthetic_cityscapes] [--train 40] [--val 10]
 """
+from bisenet import commands
 from bisenet.cli import ToolParser, positive_int, run
-from bisenet.data.synthetic import make_synthetic_cityscapes
-from bisenet.outputs import check_output_dir
 
 
 def main(argv=None):
@@ -17,8 +16,7 @@ def main(argv=None):
                         help="image size (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     args = parser.parse_args(argv)
-    make_synthetic_cityscapes(check_output_dir(args.root, "--root"), args.train, args.val, *args.size, seed=args.seed)
-    print(f"wrote {args.train} train and {args.val} val images to {args.root}")
+    commands.make_synthetic_dataset(args.root, args.train, args.val, tuple(args.size), args.seed)
 
 
 if __name__ == "__main__":

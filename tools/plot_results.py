@@ -11,9 +11,7 @@ Writes <name>_confusion_matrix.png (evaluations only) and <name>_iou.png for eac
 <first>_vs_<other>.png comparing the first result with each of the others.
 """
 from bisenet.cli import ToolParser, run
-from bisenet.outputs import check_output_dir
-from bisenet.plots import require_matplotlib
-from bisenet.plots.evaluation import ResultsFileError, read_scores, write_result_plots
+from bisenet.plots.evaluation import plot_results
 
 
 def main(argv=None):
@@ -21,16 +19,7 @@ def main(argv=None):
     parser.add_argument("results", nargs="+", metavar="RESULT", help="evaluation JSON (PATH or PATH:MODE) or table")
     parser.add_argument("--out", required=True, metavar="DIR", help="where the PNGs go")
     args = parser.parse_args(argv)
-    require_matplotlib("plotting evaluation results")
-    check_output_dir(args.out, "--out")
-    results = []
-    for spec in args.results:
-        scores = read_scores(spec)
-        if len(args.results) > 1 and len(scores) > 1:
-            modes = ", ".join(f"{spec}:{s.name.rsplit(' ', 1)[-1]}" for s in scores)
-            raise ResultsFileError(f"{spec} holds {len(scores)} modes; to compare files, pick one ({modes})")
-        results += scores
-    for path in write_result_plots(results, args.out):
+    for path in plot_results(args.results, args.out):
         print(f"wrote {path}")
 
 

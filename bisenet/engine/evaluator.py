@@ -1,19 +1,20 @@
 """Evaluation loop: a loader of (image, label) -> confusion matrix -> scores."""
 import collections
+import dataclasses
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 from tabulate import tabulate
 
 from bisenet import distributed
-from bisenet.checkpoint import read_state_dict
 from bisenet.data import build_eval_loader
 from bisenet.data.cityscapes import colorize
-from bisenet.errors import UserError
-from bisenet.inference import check_scales, crop_stride_of, load_model, parse_mode, predict
+from bisenet.errors import UserError, require
+from bisenet.inference import check_scales, crop_stride_of, parse_mode, predict
 from bisenet.metrics import ConfusionMatrix, scores
 from bisenet.outputs import check_output_dir, check_output_file, write_image, write_json
 from bisenet.progress import progress_bar
@@ -59,12 +60,32 @@ class PredictionWriter:
             self.pool.shutdown(cancel_futures=True)
 
 
-@torch.no_grad()
-def evaluate(model, loader, num_classes, device, ignore_index=255, scales=(1.0,), flip=False,
-             crop_size=None, crop_stride=None, protocol="standard", short_side=0, save_pred_dir=None, progress=True):
-    """Scores of ``model`` over ``loader`` (summed over processes when distributed).
+@dataclasses.dataclass(frozen=True)
+class EvalMode:
+    """How an evaluation predicts (``bisenet.inference.predict``'s options): at ``scales``, with
+    or without the flip, in sliding crops of ``crop_size`` every ``crop_stride`` (both resolved,
+    so that what is printed is what runs), under ``protocol`` with ``short_side``. The default is
+    the single-scale mode of the standard protocol."""
 
-    Predictions are made at each label's full resolution under ``protocol`` (see
+    scales: Tuple[float, ...] = (1.0,)
+    flip: bool = False
+    crop_size: Optional[Tuple[int, int]] = None
+    crop_stride: Optional[Tuple[int, int]] = None
+    protocol: str = "standard"
+    short_side: int = 0
+
+    @property
+    def name(self):
+        return mode_name(self.scales, self.flip, self.crop_size)
+
+
+@torch.no_grad()
+def evaluate(model, loader, num_classes, device, ignore_index=255, mode=EvalMode(), save_pred_dir=None,
+             progress=True):
+    """Scores of ``model`` over ``loader`` (summed over processes when distributed), predicting
+    as ``mode`` (an ``EvalMode``) says.
+
+    Predictions are made at each label's full resolution under the mode's protocol (see
     ``bisenet.inference``); with ``save_pred_dir`` they are also written in the official
     Cityscapes result format (see ``PredictionWriter``).
     """
@@ -77,11 +98,12 @@ def evaluate(model, loader, num_classes, device, ignore_index=255, scales=(1.0,)
         writer = PredictionWriter(save_pred_dir, dataset.decode_label.encode, dataset.palette)
     num_images = 0
     try:
-        for batch in progress_bar(loader, progress, desc=f"evaluate {mode_name(scales, flip, crop_size)}"):
+        for batch in progress_bar(loader, progress, desc=f"evaluate {mode.name}"):
             images = batch["image"].to(device, non_blocking=True)
             labels = batch["label"].to(device, non_blocking=True)
-            pred = predict(model, images, num_classes, out_size=labels.shape[-2:], scales=scales, flip=flip,
-                           crop_size=crop_size, crop_stride=crop_stride, protocol=protocol, short_side=short_side)
+            pred = predict(model, images, num_classes, out_size=labels.shape[-2:], scales=mode.scales, flip=mode.flip,
+                           crop_size=mode.crop_size, crop_stride=mode.crop_stride, protocol=mode.protocol,
+                           short_side=mode.short_side)
             matrix.update(pred, labels)
             num_images += len(images)
             if writer:
@@ -113,8 +135,8 @@ ALL_MODES = ("ss", "ssc", "msf", "mscf")
 
 
 def mode_settings(mode, eval_cfg, scales=None, crop_size=None, crop_stride=None):
-    """``evaluate`` keyword arguments of a mode name under ``eval_cfg``: its scales (``scales``
-    for a multi-scale mode, else ``eval.scales``), crop size and stride (``crop_size`` and
+    """The ``EvalMode`` of a mode name under ``eval_cfg``: its scales (``scales`` for a
+    multi-scale mode, else ``eval.scales``), crop size and stride (``crop_size`` and
     ``crop_stride`` for a crop mode, else ``eval.crop_size`` and 2/3 of it) and protocol."""
     multi_scale, crop, flip = parse_mode(mode)
     return _settings(eval_cfg, (scales or eval_cfg.scales) if multi_scale else (1.0,), flip,
@@ -122,26 +144,40 @@ def mode_settings(mode, eval_cfg, scales=None, crop_size=None, crop_stride=None)
 
 
 def _settings(eval_cfg, scales, flip, crop_size, crop_stride):
-    """The settings of one mode, stride resolved, so that what is printed is what runs."""
+    """The ``EvalMode`` of one mode, stride resolved, so that what is printed is what runs."""
     crop_size = tuple(crop_size) if crop_size else None
-    return {"scales": check_scales(tuple(scales)), "flip": flip, "crop_size": crop_size,
-            "crop_stride": crop_stride_of(crop_size, crop_stride) if crop_size else None,
-            "protocol": eval_cfg.protocol, "short_side": eval_cfg.short_side}
+    return EvalMode(scales=check_scales(tuple(scales)), flip=flip, crop_size=crop_size,
+                    crop_stride=crop_stride_of(crop_size, crop_stride) if crop_size else None,
+                    protocol=eval_cfg.protocol, short_side=eval_cfg.short_side)
 
 
-def evaluation_modes(eval_cfg, modes=None, msc=False, flip=False, crop=False, scales=None, crop_size=None,
-                     crop_stride=None):
-    """The modes ``tools/evaluate.py`` runs, from its options: ``modes`` ("ss,msf" or "all")
-    with ``scales`` for its multi-scale modes and ``crop_size`` / ``crop_stride`` for its crop
-    modes; or, without ``modes``, the one mode ``msc``, ``flip`` and ``crop`` describe (``scales``
-    implies ``msc``, ``crop_size`` and ``crop_stride`` imply ``crop``). Options that would be
-    ignored or that contradict ``modes`` are refused, naming both."""
+@dataclasses.dataclass(frozen=True)
+class ModeChoice:
+    """``tools/evaluate.py``'s options that choose the modes: ``modes`` ("ss,msf" or "all") with
+    ``scales`` for its multi-scale modes and ``crop_size`` / ``crop_stride`` for its crop modes;
+    or, without ``modes``, the one mode ``msc``, ``flip`` and ``crop`` describe (``scales``
+    implies ``msc``, ``crop_size`` and ``crop_stride`` imply ``crop``)."""
+
+    modes: Optional[str] = None
+    msc: bool = False
+    flip: bool = False
+    crop: bool = False
+    scales: Optional[Tuple[float, ...]] = None
+    crop_size: Optional[Tuple[int, int]] = None
+    crop_stride: Optional[Tuple[int, int]] = None
+
+
+def evaluation_modes(eval_cfg, choice=ModeChoice()):
+    """The ``EvalMode`` of each mode that ``choice`` (a ``ModeChoice``) picks under
+    ``eval_cfg``. Options that would be ignored or that contradict ``choice.modes`` are refused,
+    naming both."""
+    modes, scales, crop_size, crop_stride = choice.modes, choice.scales, choice.crop_size, choice.crop_stride
     if not modes:
-        scales = scales or (eval_cfg.scales if msc else (1.0,))
-        crop_size = crop_size or (eval_cfg.crop_size if crop or crop_stride else None)
-        return [_settings(eval_cfg, scales, flip, crop_size, crop_stride)]
-    for option, given, what in (("--msc", msc, "the scales"), ("--flip", flip, "the flip"),
-                                ("--crop", crop, "the sliding crops")):
+        scales = scales or (eval_cfg.scales if choice.msc else (1.0,))
+        crop_size = crop_size or (eval_cfg.crop_size if choice.crop or crop_stride else None)
+        return [_settings(eval_cfg, scales, choice.flip, crop_size, crop_stride)]
+    for option, given, what in (("--msc", choice.msc, "the scales"), ("--flip", choice.flip, "the flip"),
+                                ("--crop", choice.crop, "the sliding crops")):
         if given:
             raise UserError(f"{option} and --modes both choose {what}: give one")
     names = list(ALL_MODES) if modes == "all" else [name.strip() for name in modes.split(",")]
@@ -154,14 +190,14 @@ def evaluation_modes(eval_cfg, modes=None, msc=False, flip=False, crop=False, sc
             raise UserError(f"{option} applies to the crop modes (ssc, mscf...) and --modes {modes} has none: add "
                             f"one, or drop {option}")
     settings = [mode_settings(name, eval_cfg, scales, crop_size, crop_stride) for name in names]
-    ran = [mode_name(s["scales"], s["flip"], s["crop_size"]) for s in settings]
+    ran = [mode.name for mode in settings]
     for index, name in enumerate(ran):
         if name in ran[:index]:
             first, second = names[ran.index(name)], names[index]
             if first == second:
                 raise UserError(f"--modes {modes} lists {first} twice: list each mode once")
             raise UserError(f"--modes {modes} runs {first} and {second} the same way, as {name} (scales "
-                            f"{list(settings[index]['scales'])}): list one of them")
+                            f"{list(settings[index].scales)}): list one of them")
     return settings
 
 
@@ -204,15 +240,14 @@ def _pct(value):
 
 
 def evaluate_modes(cfg, model, device, modes, save_pred_dir=None, progress=True):
-    """Evaluate ``model`` on the validation split of ``cfg`` in each of ``modes`` (dicts of
-    ``evaluate`` keyword arguments, named by ``mode_name``), the images shared out over the
-    processes of the current process group, if any. Returns ``{mode name: scores}``."""
+    """Evaluate ``model`` on the validation split of ``cfg`` in each of ``modes`` (``EvalMode``),
+    the images shared out over the processes of the current process group, if any. Returns
+    ``{mode name: scores}``."""
     loader = build_eval_loader(cfg, distributed.get_rank(), distributed.get_world_size())
     results = {}
-    for settings in modes:
-        name = mode_name(settings["scales"], settings["flip"], settings["crop_size"])
-        results[name] = evaluate(model, loader, cfg.model.num_classes, device, cfg.data.ignore_index, **settings,
-                                 save_pred_dir=prediction_dir(save_pred_dir, name, len(modes)), progress=progress)
+    for mode in modes:
+        results[mode.name] = evaluate(model, loader, cfg.model.num_classes, device, cfg.data.ignore_index, mode,
+                                      prediction_dir(save_pred_dir, mode.name, len(modes)), progress)
     return results
 
 
@@ -237,13 +272,12 @@ def report_text(results, modes, class_names, runtime=None):
     """Each mode's settings line, then its table (several modes: one table side by side, as the
     reference prints them)."""
     lines = []
-    for name, settings in zip(results, modes):
-        crop, stride = settings["crop_size"], settings.get("crop_stride")
-        lines.append(f"{name}: scales {list(settings['scales'])}, flip {settings['flip']}, "
-                     f"crop {list(crop) if crop else None}, "
-                     + (f"stride {list(crop_stride_of(crop, stride))}, " if crop else "")
-                     + (f"short side {settings['short_side']}, " if settings.get("short_side") else "")
-                     + f"protocol {settings['protocol']}, {results[name]['num_images']} images, "
+    for name, mode in zip(results, modes):
+        crop = mode.crop_size
+        lines.append(f"{name}: scales {list(mode.scales)}, flip {mode.flip}, crop {list(crop) if crop else None}, "
+                     + (f"stride {list(crop_stride_of(crop, mode.crop_stride))}, " if crop else "")
+                     + (f"short side {mode.short_side}, " if mode.short_side else "")
+                     + f"protocol {mode.protocol}, {results[name]['num_images']} images, "
                      f"{distributed.get_world_size()} process(es){runtime_text(runtime)}")
     if len(results) == 1:
         lines.append(format_scores(next(iter(results.values())), class_names))
@@ -252,41 +286,46 @@ def report_text(results, modes, class_names, runtime=None):
     return "\n".join(lines)
 
 
-def report(results, modes, class_names, runtime=None, json_path=None, **json_settings):
-    """Print ``report_text`` and write the scores to ``json_path``; main process only."""
+def plain_settings(mode):
+    """An ``EvalMode``'s fields with lists for tuples, as JSON holds them."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(mode).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOutputs:
+    """What an evaluation writes besides the printed table: the predictions (``prediction_dir``),
+    the scores as JSON, and the pictures (drawn by ``bisenet.plots.evaluation``)."""
+
+    save_pred_dir: Optional[str] = None
+    json_path: Optional[str] = None
+    plots_dir: Optional[str] = None
+
+    def check(self):
+        """Refuse now, before any work, an output that could not be written (and the pictures
+        without matplotlib), naming the option."""
+        if self.plots_dir:
+            require("matplotlib", "plot", "evaluate --plots")
+            check_output_dir(self.plots_dir, "--plots")
+        if self.save_pred_dir:
+            check_output_dir(self.save_pred_dir, "--save-pred")
+        if self.json_path:
+            check_output_file(self.json_path, "--json")
+
+
+def report(results, modes, class_names, outputs=EvalOutputs(), runtime=None, **json_settings):
+    """On the main process: print ``report_text``, write the scores to ``outputs.json_path`` (with
+    ``json_settings``) and say where the predictions were saved."""
     if not distributed.is_main_process():
         return
     print(report_text(results, modes, class_names, runtime))
-    if json_path:
-        entries = {name: result_to_dict(results[name], class_names, mode=name, **plain_settings(settings),
+    if outputs.json_path:
+        entries = {name: result_to_dict(results[name], class_names, mode=name, **plain_settings(mode),
                                         **json_settings)
-                   for name, settings in zip(results, modes)}
-        write_json(json_path, next(iter(entries.values())) if len(entries) == 1 else {"modes": entries})
-
-
-def plain_settings(settings):
-    """Mode settings with lists for tuples, as JSON holds them."""
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()}
-
-
-def evaluate_weights(cfg, weights, device, modes, save_pred_dir=None, json_path=None, runtime=None, progress=True,
-                     ema=False):
-    """Load ``weights`` (with ``ema``, the EMA weights that the checkpoint holds) into the model of
-    ``cfg``, evaluate it in each of ``modes`` (see ``evaluate_modes``), print the results on the
-    main process, and optionally save the predictions (``prediction_dir``) and a JSON file,
-    whose paths are checked first. Returns ``{mode name: scores}``."""
-    if save_pred_dir:
-        check_output_dir(save_pred_dir, "--save-pred")
-    if json_path:
-        check_output_file(json_path, "--json")
-    model = load_model(cfg, read_state_dict(weights, ema=True) if ema else weights, device, **(runtime or {}))
-    results = evaluate_modes(cfg, model, device, modes, save_pred_dir, progress)
-    report(results, modes, cfg.data.class_names, runtime, json_path, weights=weights, ema=ema)
-    if save_pred_dir and distributed.is_main_process():
-        for name, result in results.items():
-            folder = prediction_dir(save_pred_dir, name, len(results))
-            if result.get("saved_predictions"):
-                print(f"predictions{'' if len(results) == 1 else f' of {name}'}: {result['saved_predictions']} "
-                      f"images in {os.path.join(folder, 'labelIds')} (labelIds, official format) and "
-                      f"{os.path.join(folder, 'color')}")
-    return results
+                   for name, mode in zip(results, modes)}
+        write_json(outputs.json_path, next(iter(entries.values())) if len(entries) == 1 else {"modes": entries})
+    for name, result in results.items() if outputs.save_pred_dir else ():
+        folder = prediction_dir(outputs.save_pred_dir, name, len(results))
+        if result.get("saved_predictions"):
+            print(f"predictions{'' if len(results) == 1 else f' of {name}'}: {result['saved_predictions']} "
+                  f"images in {os.path.join(folder, 'labelIds')} (labelIds, official format) and "
+                  f"{os.path.join(folder, 'color')}")

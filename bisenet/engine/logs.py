@@ -1,7 +1,7 @@
 """What a training run writes about itself: lines for people through the standard ``logging``
 module (to the console and to ``log.txt``, on the main process), ``metrics.jsonl`` for tools
-(one JSON object per line), and a plot of both."""
-import io
+(one JSON object per line), and ``read_metrics`` to read that back (``bisenet.plots.training``
+draws it)."""
 import json
 import logging
 import logging.handlers
@@ -10,8 +10,7 @@ import warnings
 
 from tqdm import tqdm
 
-from bisenet.errors import UserError, require
-from bisenet.outputs import write_bytes
+from bisenet.outputs import write_error
 
 
 class _ConsoleHandler(logging.Handler):
@@ -52,15 +51,24 @@ class RunLog:
         """Create (or append to) ``log.txt`` and ``metrics.jsonl``, with what was logged so far."""
         if not self.enabled or self.metrics is not None:
             return
-        os.makedirs(self.output_dir, exist_ok=True)
-        file_handler = logging.FileHandler(os.path.join(self.output_dir, "log.txt"))
+        # Appended to line by line as the run goes, so not through bisenet.outputs' atomic
+        # writes (a killed run keeps the lines before); a failure to open is named all the same.
+        path, file_handler = os.path.join(self.output_dir, "log.txt"), None
+        try:
+            os.makedirs(self.output_dir, exist_ok=True)
+            file_handler = logging.FileHandler(path)
+            path = os.path.join(self.output_dir, "metrics.jsonl")
+            self.metrics = open(path, "a", buffering=1)
+        except OSError as exc:
+            if file_handler is not None:
+                file_handler.close()
+            raise write_error(path, exc) from None
         file_handler.setFormatter(logging.Formatter("[%(asctime)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
         self.pending_lines.setTarget(file_handler)
         self.pending_lines.flush()
         self.logger.removeHandler(self.pending_lines)
         self.pending_lines.close()
         self.logger.addHandler(file_handler)
-        self.metrics = open(os.path.join(self.output_dir, "metrics.jsonl"), "a", buffering=1)
         for values in self.pending_records:
             self.record(**values)
         self.pending_records = []
@@ -109,41 +117,3 @@ def read_metrics(path):
                       f"{', ...' if len(damaged) > 5 else ''}), left by a run that was killed while writing",
                       stacklevel=2)
     return [train[k] for k in sorted(train)], [evals[k] for k in sorted(evals)]
-
-
-def plot_metrics(metrics_path, out_path):
-    """Loss (main and auxiliary), LR of each parameter group and mIoU against the iteration."""
-    matplotlib = require("matplotlib", "plot", "plotting the training curves")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train, evals = read_metrics(metrics_path)
-    if not train:
-        raise UserError(f"{metrics_path} holds no training records yet")
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
-    iterations = [r["iteration"] for r in train]
-    axes[0].plot(iterations, [r["loss"] for r in train], label="main")
-    for k in range(len(train[0]["aux_losses"])):
-        axes[0].plot(iterations, [r["aux_losses"][k] for r in train], label=f"aux {k + 1}", alpha=0.7)
-    axes[0].set_title("loss")
-    for name in train[0]["lr"]:
-        axes[1].plot(iterations, [r["lr"][name] for r in train], label=name)
-    axes[1].set_title("learning rate")
-    axes[1].set_yscale("log")
-    if evals:
-        axes[2].plot([r["iteration"] for r in evals], [100 * r["miou"] for r in evals], marker="o", label="weights")
-        if "miou_ema" in evals[-1]:  # train.ema_decay
-            ema = [r for r in evals if "miou_ema" in r]
-            axes[2].plot([r["iteration"] for r in ema], [100 * r["miou_ema"] for r in ema], marker="o", label="EMA")
-            axes[2].legend()
-    axes[2].set_title("val mIoU (%)")
-    for axis in axes:
-        axis.set_xlabel("iteration")
-        axis.grid(alpha=0.3)
-    for axis in axes[:2]:
-        axis.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, dpi=100, format="png")
-    plt.close(figure)
-    return write_bytes(out_path, buffer.getvalue())

@@ -20,7 +20,7 @@ from bisenet.checkpoint import remove_stale_temp_files
 from bisenet.checkpointer import Checkpointer
 from bisenet.config import validate, write_config
 from bisenet.data import build_eval_loader, build_train_loader
-from bisenet.engine.evaluator import evaluate
+from bisenet.engine.evaluator import evaluate, mode_settings
 from bisenet.engine.final_eval import evaluate_after_training, final_evaluation, show_finished
 from bisenet.engine.lock import OutputLock, OutputLockError
 from bisenet.engine.logs import RunLog
@@ -268,7 +268,7 @@ def _maybe_evaluate(run, eval_loader, *, done, checkpointer, log):
     models = {"raw": run.model, **({"ema": run.ema.module} if run.ema else {})}
     suffix = {"raw": "", "ema": "_ema"}  # metrics.jsonl: miou, miou_ema, ...
     results = {name: evaluate(model, eval_loader, cfg.model.num_classes, run.device, cfg.data.ignore_index,
-                              protocol=cfg.eval.protocol, short_side=cfg.eval.short_side, progress=False)
+                              mode_settings("ss", cfg.eval), progress=False)
                for name, model in models.items()}
     log.record(iteration=done, **{key + suffix[name]: result[key] for name, result in results.items()
                                   for key in ("miou", "macc", "aacc")})

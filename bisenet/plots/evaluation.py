@@ -17,8 +17,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from bisenet.engine.evaluator import result_to_dict
 from bisenet.errors import UserError
-from bisenet.plots import figure, save, short_name
+from bisenet.outputs import check_output_dir
+from bisenet.plots import figure, require_matplotlib, save, short_name
 
 PUBLISHED_FORMAT = '{"name": "BiSeNetV1 paper", "miou": 74.8, "iou": {"road": 98.1, "sidewalk": 84.2, ...}}'
 FEATURE = "plotting evaluation results"
@@ -302,3 +304,26 @@ def write_result_plots(results, out_dir):
     for other, stem in zip(results[1:], stems[1:]):
         paths.append(plot_comparison(results[0], other, os.path.join(out_dir, f"{stems[0]}_vs_{stem}.png")))
     return paths
+
+
+def plot_results(specs, out_dir):
+    """``write_result_plots`` of the results that ``specs`` name (``read_scores``: PATH, PATH:MODE
+    or a published table), matplotlib and ``out_dir`` checked first. Comparing several files
+    needs one mode of each."""
+    require_matplotlib("plotting evaluation results")
+    check_output_dir(out_dir, "--out")
+    results = []
+    for spec in specs:
+        scores = read_scores(spec)
+        if len(specs) > 1 and len(scores) > 1:
+            modes = ", ".join(f"{spec}:{s.name.rsplit(' ', 1)[-1]}" for s in scores)
+            raise ResultsFileError(f"{spec} holds {len(scores)} modes; to compare files, pick one ({modes})")
+        results += scores
+    return write_result_plots(results, out_dir)
+
+
+def plot_evaluation(results, class_names, out_dir):
+    """``write_result_plots`` of an evaluation's ``{mode name: scores}``, through the JSON's form
+    (``result_to_dict``), so that these are the pictures ``plot_results`` draws from its --json."""
+    return write_result_plots([scores_from_evaluation(result_to_dict(result, class_names), name)
+                               for name, result in results.items()], out_dir)
