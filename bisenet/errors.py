@@ -39,5 +39,6 @@ def require(module, extra, feature):
     try:
         return importlib.import_module(module)
     except ImportError:
+        # pip installs the top package (onnxruntime), not a submodule (onnxruntime.quantization)
         raise MissingExtraError(f"{feature} needs {module}, which is not installed: pip install -e \".[{extra}]\" "
-                                f"(or pip install {module})") from None
+                                f"(or pip install {module.split('.')[0]})") from None

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import sys
 
@@ -99,6 +100,71 @@ def checkout_env(env=None):
     return env
 
 
+@contextlib.contextmanager
+def process_state(cwd=None, env=None):
+    """Run a command in this process as if in its own: ``cwd`` and ``env`` (default: unchanged)
+    apply meanwhile, and what a tool may change for the rest of its process (the working folder,
+    the environment, ``sys.argv``, ``sys.path``, signal handlers, torch's thread count, the random
+    generators) is put back afterwards, so that nothing leaks into the next test."""
+    import random
+    import signal
+
+    import numpy as np
+
+    saved = (os.getcwd(), dict(os.environ), list(sys.argv), list(sys.path), torch.get_num_threads(),
+             torch.get_rng_state(), random.getstate(), np.random.get_state())
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        yield
+    finally:
+        cwd_before, environ, sys.argv[:], sys.path[:], threads, torch_rng, python_rng, numpy_rng = saved
+        os.chdir(cwd_before)
+        os.environ.clear()
+        os.environ.update(environ)
+        torch.set_num_threads(threads)
+        torch.set_rng_state(torch_rng)
+        random.setstate(python_rng)
+        np.random.set_state(numpy_rng)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
+def _exit_code(exc):
+    """The status a process ending with ``SystemExit`` ``exc`` exits with (what the interpreter
+    does: None is 0, a message is printed and is 1)."""
+    if isinstance(exc.code, int):
+        return exc.code
+    if exc.code is not None:
+        print(exc.code, file=sys.stderr)
+    return 0 if exc.code is None else 1
+
+
+@contextlib.contextmanager
+def captured_run(result):
+    """Capture stdout and stderr into ``result`` and turn how the code ended into its exit code,
+    as the interpreter would: ``SystemExit``'s code, or a traceback (a bug) and 1."""
+    import io
+    import traceback
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                yield
+            except SystemExit as exc:
+                result.returncode = _exit_code(exc)
+            except Exception:  # a bug: what the command line would show
+                traceback.print_exc()
+                result.returncode = 1
+    finally:
+        result.stdout, result.stderr = out.getvalue(), err.getvalue()
+
+
 def run_tool(name, *args, env=None, separate_process=False):
     """Run ``tools/<name> args`` as a user would; returns its exit code, stdout and stderr.
 
@@ -112,35 +178,45 @@ def run_tool(name, *args, env=None, separate_process=False):
         result = subprocess.run([sys.executable, os.path.join(REPO, "tools", name), *map(str, args)], cwd=REPO,
                                 env=checkout_env(env), capture_output=True, text=True, check=False, timeout=600)
         return ToolResult(result.returncode, result.stdout, result.stderr)
-    import contextlib
-    import io
     import runpy
-    import traceback
 
     from bisenet.cli import run
 
-    main = runpy.run_path(os.path.join(REPO, "tools", name))["main"]
-    out, err = io.StringIO(), io.StringIO()
-    saved_environ = dict(os.environ)
-    if env is not None:
-        os.environ.clear()
-        os.environ.update(env)
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                run(main, [str(a) for a in args])
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-                if isinstance(exc.code, str):
-                    print(exc.code, file=sys.stderr)
-            except Exception:  # a bug: what the command line would show
-                traceback.print_exc()
-                code = 1
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_environ)
-    return ToolResult(code, out.getvalue(), err.getvalue())
+    path = os.path.join(REPO, "tools", name)
+    main = runpy.run_path(path)["main"]
+    result = ToolResult(0, "", "")
+    with process_state(env=env), captured_run(result):
+        sys.argv[:] = [path, *map(str, args)]  # what usage messages name the tool by
+        run(main, sys.argv[1:])
+    return result
+
+
+def run_python(argv, cwd=None, env=None):
+    """``python *argv`` run in this process, as the interpreter runs it (``argv``: a script and its
+    arguments, ``-m MODULE ...`` or ``-c CODE ...``): as ``__main__``, with ``sys.argv`` and
+    ``sys.path[0]`` set as Python sets them, in ``cwd`` with ``env``. Returns its exit code,
+    stdout and stderr. Seconds faster than a new interpreter importing torch again; a command
+    whose process boundary is the point (signals, several processes, the interpreter's
+    start-up) needs a real process instead."""
+    import runpy
+
+    argv = [str(a) for a in argv]
+    result = ToolResult(0, "", "")
+    with process_state(cwd, env), captured_run(result):
+        if argv[0] == "-c":
+            sys.argv[:] = argv[1:]
+            sys.argv[0] = "-c"
+            sys.path.insert(0, os.getcwd())
+            exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+        elif argv[0] == "-m":
+            sys.argv[:] = argv[1:]
+            sys.path.insert(0, os.getcwd())
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv[:] = argv
+            sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
+            runpy.run_path(argv[0], run_name="__main__")
+    return result
 
 
 def namespace_available():

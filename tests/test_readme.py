@@ -1,15 +1,23 @@
-"""The README's commands are a contract: every command it shows runs here, in the README's order,
-as a user runs it (a shell in a project folder), on tiny data with the overrides that keep it
-tiny. A README command this file does not know, or one that fails, fails the suite.
+"""The README's commands, and those of the docs/ pages it links, are a contract: every command
+they show runs here, in their order (the README, then the pages in ``PAGES``' order), as a user
+runs it (a shell in a project folder), on tiny data with the overrides that keep it tiny. A
+command this file does not know, or one that fails, fails the suite.
 
 The project folder is a sandbox: the repository's configs and tools, a small dataset in each
 official layout the commands read (datasets/cityscapes, ade20k, coco, my_dataset), torch's
 hub cache holding the ImageNet ResNet-18 file (random weights under torchvision's name) and a
 server on 127.0.0.1 standing in for the reference's release folder (random weights in its
 format), so that published weights by name download, convert and load as they do online.
+
+``python ...`` and ``bisenet ...`` commands run in this process (``conftest.run_python``: the
+script as ``__main__`` with its argv, folder and environment, its exit code and output), which
+saves starting Python and importing torch for each; ``bash``, ``torchrun`` and anything else run
+as processes, since several processes are their point.
 """
+import glob
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,24 +31,26 @@ from bisenet.models.bisenetv1 import BiSeNetV1
 from bisenet.models.bisenetv2 import BiSeNetV2
 from bisenet.weights import PUBLISHED
 
-from conftest import REPO
+from conftest import REPO, run_python
 from layouts import make_ade20k, make_cocostuff
 from test_weights import Server
 
-pytestmark = pytest.mark.slow  # about 60 commands, a few seconds each
-
-README = os.path.join(REPO, "README.md")
+# The pages whose commands run here, in this order: the README, then the docs/ pages it links.
+PAGES = ("README.md", "docs/training.md", "docs/evaluation.md", "docs/datasets.md", "docs/pictures.md",
+         "docs/deployment.md", "docs/speed.md")
 COMMAND = re.compile(r"```(\w*)\n(.*?)```|`((?:python3?|torchrun|bash|pip|bisenet) [^`]+)`", re.S)
 
 
-def readme_commands():
-    """The README's shell commands in order: every line of its ``bash`` blocks (comments
-    dropped) and every inline ``python ...``, ``torchrun ...``, ``bash ...``, ``pip ...`` or
-    ``bisenet ...``."""
+def page_text(page):
+    with open(os.path.join(REPO, page), encoding="utf-8") as f:
+        return f.read()
+
+
+def page_commands(page):
+    """A page's shell commands in order: every line of its ``bash`` blocks (comments dropped) and
+    every inline ``python ...``, ``torchrun ...``, ``bash ...``, ``pip ...`` or ``bisenet ...``."""
     commands = []
-    with open(README, encoding="utf-8") as f:
-        text = f.read()
-    for match in COMMAND.finditer(text):
+    for match in COMMAND.finditer(page_text(page)):
         if match.group(3):
             commands.append(match.group(3).strip())
         elif match.group(1) == "bash":
@@ -51,9 +61,13 @@ def readme_commands():
     return commands
 
 
-def readme_python_blocks():
-    with open(README, encoding="utf-8") as f:
-        return [m.group(2) for m in COMMAND.finditer(f.read()) if m.group(1) == "python"]
+def documented_commands():
+    """``(page, command)`` of every page's commands, the pages in ``PAGES``' order."""
+    return [(page, command) for page in PAGES for command in page_commands(page)]
+
+
+def python_blocks(page):
+    return [m.group(2) for m in COMMAND.finditer(page_text(page)) if m.group(1) == "python"]
 
 
 class Skip:
@@ -62,10 +76,12 @@ class Skip:
 
 
 # What keeps a run tiny: a few iterations of small crops, and evaluation crops and scales that fit
-# the 64x128 images. Overrides come last, so they win over a command's own.
-TRAIN = ("train.max_iters=2 train.warmup_iters=1 train.batch_size=4 data.crop_size=[64,64] data.num_workers=0 "
-         "eval.num_workers=0 train.amp=false")
+# the 64x128 images (a training run ends by evaluating: the Cityscapes recipes' four modes would
+# otherwise pad every image into 1024x1024 windows at six scales). Overrides come last, so they win
+# over a command's own.
 EVAL = "eval.num_workers=0 eval.crop_size=[64,64] eval.scales=[0.75,1.0]"
+TRAIN = f"train.max_iters=2 train.warmup_iters=1 train.batch_size=4 data.crop_size=[64,64] data.num_workers=0 " \
+        f"train.amp=false {EVAL}"
 ADE = "eval.short_side=64 eval.crop_size=[64,64] eval.scales=[0.75,1.0] eval.num_workers=0"
 W = "output/bisenetv1_city/model_final.pth"  # the README's W.pth: a model trained above
 
@@ -77,7 +93,7 @@ def ran(command, *extra):
 AS_IS = "as written"
 INSTALLS = Skip("an install: CI's own `pip install -e .[dev]`, and test_install's non-editable wheel")
 
-# README command -> the command this test runs (the same, with the overrides that keep it tiny and
+# A command of the pages -> the command this test runs (the same, with the overrides that keep it tiny and
 # the placeholders W.pth and ... filled in), or why it is not run here.
 RUN = {
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && bash tools/quickstart.sh":
@@ -179,11 +195,14 @@ RUN = {
     "python tools/export_torchscript.py --config configs/bisenetv1_city.py --weights W.pth --out bisenet.pt":
         f"python tools/export_torchscript.py --config configs/bisenetv1_city.py --weights {W} --out bisenet.pt "
         "--size 64 128",
+    # the quickstart's model on the small val split: six variants, bf16 emulated, on 10 images of
+    # 256x512 would take minutes
     "python benchmarks/fast_accuracy.py --config configs/bisenetv1_synthetic.py":
-        "python benchmarks/fast_accuracy.py --config configs/bisenetv1_synthetic.py --calib-images 2",
+        "python benchmarks/fast_accuracy.py --config configs/bisenetv1_synthetic.py --calib-images 2 "
+        "data.root=datasets/cityscapes",
     "python benchmarks/fast_accuracy.py --config configs/bisenetv1_synthetic.py --weights W.pth":
         "python benchmarks/fast_accuracy.py --config configs/bisenetv1_synthetic.py --weights "
-        "output/bisenetv1_synthetic/model_final.pth --calib-images 2",
+        "output/bisenetv1_synthetic/model_final.pth --calib-images 2 data.root=datasets/cityscapes",
     "python tools/benchmark.py --config configs/bisenetv1_city.py --threads 2 --mode eager fast onnx":
         "python tools/benchmark.py --config configs/bisenetv1_city.py --threads 2 --mode eager fast onnx "
         "--size 64 128 --runs 1 --warmup 0",
@@ -195,10 +214,46 @@ RUN = {
 }
 
 
-def test_every_readme_command_is_known_here():
-    unknown = [command for command in readme_commands() if command not in RUN]
-    assert not unknown, ("README commands that tests/test_readme.py does not run; add how to run each to RUN:\n"
+def test_every_docs_page_is_run_here():
+    pages = {os.path.relpath(path, REPO) for path in glob.glob(os.path.join(REPO, "docs", "*.md"))}
+    assert pages == set(PAGES[1:]), "a docs/ page is missing from PAGES: add it where its commands run in order"
+
+
+def test_every_documented_command_is_known_here():
+    unknown = [f"{page}: {command}" for page, command in documented_commands() if command not in RUN]
+    assert not unknown, ("commands that tests/test_readme.py does not run; add how to run each to RUN:\n"
                          + "\n".join(unknown))
+
+
+def test_every_command_run_here_is_still_documented():
+    stale = set(RUN) - {command for _, command in documented_commands()}
+    assert not stale, "RUN holds commands no page shows any more; remove them:\n" + "\n".join(sorted(stale))
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def anchors(text):
+    """GitHub's anchors of a page's headings."""
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+def test_every_link_between_the_pages_leads_somewhere():
+    """Each relative link and picture of the README and the docs/ pages names a file of the
+    repository, and each ``#anchor`` a heading of its page."""
+    broken = []
+    for page in PAGES:
+        for target in LINK.findall(page_text(page)):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            path = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
+            if not os.path.exists(os.path.join(REPO, path)):
+                broken.append(f"{page}: {target} (no {path})")
+            elif anchor and anchor not in anchors(page_text(path)):
+                broken.append(f"{page}: {target} (no heading #{anchor} in {path})")
+    assert not broken, "\n".join(broken)
 
 
 def release_weights(folder):
@@ -261,30 +316,48 @@ def project(tmp_path):
     server.close()
 
 
-def test_every_readme_command_runs_in_the_readmes_order(project):
+def run_command(command, root, env):
+    """Run a shell command line in the project folder: ``python``/``python3`` and ``bisenet``
+    (the console script is ``python -m bisenet``) in this process, when the line is one command
+    (no shell operators), anything else through bash."""
+    argv = shlex.split(command)
+    simple = not any(token in ("&&", "||", "|", ";", ">", "<") for token in argv)
+    if simple and argv[0] in ("python", "python3"):
+        return run_python(argv[1:], cwd=root, env=env)
+    if simple and argv[0] == "bisenet":
+        return run_python(["-m", "bisenet", *argv[1:]], cwd=root, env=env)
+    return subprocess.run(["bash", "-c", command], cwd=root, env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+@pytest.mark.slow  # about 60 commands, a few seconds each
+def test_every_documented_command_runs_in_order(project):
     root, env = project
-    for command in readme_commands():
+    done = set()
+    for page, command in documented_commands():
         how = RUN.get(command)
         if how is None:
-            pytest.fail(f"README command not known here: {command}")
+            pytest.fail(f"{page}: command not known here: {command}")
         if isinstance(how, Skip):
             continue
         how = command if how == AS_IS else how
-        result = subprocess.run(["bash", "-c", how], cwd=root, env=env, capture_output=True, text=True, timeout=600,
-                                check=False)
-        output = f"README: {command}\nran: {how}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        if how in done:  # shown on two pages: once is enough
+            continue
+        done.add(how)
+        result = run_command(how, root, env)
+        output = f"{page}: {command}\nran: {how}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         assert result.returncode == 0, output
-        assert "Traceback" not in result.stderr, f"README: {command}\n{result.stderr[-3000:]}"
-    # The README's Python: the config example is a config file, the API example runs as written
-    # on an image batch.
-    blocks = readme_python_blocks()
-    assert len(blocks) == 2, "a Python block was added to the README: run it here"
-    config, api = blocks
+        assert "Traceback" not in result.stderr, output
+    # The pages' Python: a config example is a config file, the API example runs as written on
+    # an image batch.
+    blocks = {page: python_blocks(page) for page in PAGES}
+    assert {page: len(found) for page, found in blocks.items() if found} == {"README.md": 1, "docs/training.md": 1}, \
+        "a Python block was added to a page: run it here"
+    (api,), (config,) = blocks["README.md"], blocks["docs/training.md"]
     (root / "configs" / "my_v2.py").write_text(config)
     script = ("import torch\nfrom bisenet.config import load_config\n"
               "assert load_config('configs/my_v2.py').model.name == 'bisenetv2'\n"
               "images = torch.randn(1, 3, 64, 128)\n" + api
               + "\nassert logits.shape == (1, 19, 64, 128) and labels.shape == (1, 64, 128)\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True,
-                            timeout=600, check=False)
+    result = run_python(["-c", script], cwd=root, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
