@@ -9,6 +9,7 @@ import torch
 
 from bisenet.errors import MissingFileError, UserError
 from bisenet.outputs import atomic_open, free_bytes, mount_point
+from bisenet.processes import process_alive
 
 # Checkpoint formats other implementations save, by the name users pass to --from.
 CONVERTERS = {}
@@ -86,17 +87,6 @@ def remove_stale_temp_files(directory):
             os.remove(os.path.join(directory, name))
             removed.append(os.path.join(directory, name))
     return removed
-
-
-def process_alive(pid):
-    """Whether a process with this PID runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_torch_file(path):
