@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from bisenet.config import Config, ConfigError, load_config
+from bisenet import load_config  # the config's own checks, then the names (bisenet.config_check)
+from bisenet.config import Config, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 CITY = ROOT / "configs" / "bisenetv1_city.py"

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from bisenet.checkpoint import load_checkpoint, save_checkpoint
 from bisenet.config import load_config
-from bisenet.data import build_eval_loader
+from bisenet.data.loaders import build_eval_loader
 from bisenet.engine.ema import ModelEma
 from bisenet.engine.evaluator import evaluate
 from bisenet.engine.trainer import build_run, evaluate_after_training, seed_everything, train

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import bisenet.deploy.runtime as runtime
-from bisenet.data import build_eval_loader
+from bisenet.data.loaders import build_eval_loader
 from bisenet.deploy.runtime import FastModel, OnnxRuntimeModel, make_fast
 from bisenet.errors import MissingExtraError
 

@@ -35,7 +35,8 @@ from bisenet.outputs import check_output_file, write_json
 
 
 def _calibration(cfg, count, size):
-    from bisenet.deploy.quantize import calibration_inputs, random_calibration_inputs
+    from bisenet.data.calibration import calibration_inputs
+    from bisenet.deploy.quantize import random_calibration_inputs
 
     try:
         return calibration_inputs(cfg, count)

@@ -5,9 +5,10 @@
 The architecture (BiSeNetV1 or V2) and the class count are read from the checkpoint's keys; the
 matching published config is stored with the weights, or --config's, which must build that model.
 """
-from bisenet.checkpoint import CONVERTERS, CheckpointError, read_state_dict, save_checkpoint
+from bisenet.checkpoint import CheckpointError, read_state_dict, save_checkpoint
 from bisenet.cli import ToolParser, config_file, run
-from bisenet.config import load_config
+from bisenet.config_check import load_config
+from bisenet.convert import CONVERTERS
 from bisenet.outputs import check_output_file
 from bisenet.weights import convert_reference
 

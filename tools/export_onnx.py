@@ -74,7 +74,8 @@ def main(argv=None):
     check_output_file(args.out, "--out")
     model = load_model(cfg, resolve_weights(cfg, args.weights, tool_command(__file__, args)))
     if args.int8:
-        from bisenet.deploy.quantize import calibration_inputs, count_quantized, quantize_int8
+        from bisenet.data.calibration import calibration_inputs
+        from bisenet.deploy.quantize import count_quantized, quantize_int8
 
         tolerance = 0.01 if args.tolerance is None else args.tolerance
         images = calibration_inputs(cfg, args.calib_images, otherwise="export in fp32 (without --int8)")

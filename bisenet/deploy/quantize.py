@@ -7,7 +7,6 @@ import os
 import tempfile
 import warnings
 
-import numpy as np
 import torch
 
 from bisenet.data.io import DatasetError

@@ -10,8 +10,8 @@ from tabulate import tabulate
 
 from bisenet import distributed
 from bisenet.checkpoint import read_state_dict
-from bisenet.data import build_eval_loader
 from bisenet.data.cityscapes import colorize
+from bisenet.data.loaders import build_eval_loader
 from bisenet.errors import UserError
 from bisenet.inference import check_scales, crop_stride_of, load_model, parse_mode, predict
 from bisenet.metrics import ConfusionMatrix, scores

@@ -38,8 +38,9 @@ from bisenet.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from bisenet.config import Config, ConfigError, validate, write_config
-from bisenet.data import build_eval_loader, build_train_loader
+from bisenet.config import Config, ConfigError, write_config
+from bisenet.config_check import check_config
+from bisenet.data.loaders import build_eval_loader, build_train_loader
 from bisenet.engine.ema import ModelEma
 from bisenet.engine.evaluator import (
     evaluate,
@@ -58,6 +59,7 @@ from bisenet.models import build_model
 from bisenet.optim import build_optimizer
 from bisenet.outputs import check_output_dir, nearest_existing, write_json
 from bisenet.progress import progress_bar
+from bisenet.weights import load_backbone
 
 
 class TrainingError(UserError):
@@ -197,7 +199,9 @@ def build_run(cfg, device, rank=0, world_size=1, checkpoint=None, finetune_from=
     when resuming (the schedule and the optimiser's settings still follow ``cfg``), else seeded
     the same on every process (from ``finetune_from``, or the config's backbone weights)."""
     seed_everything(cfg.train.seed)  # the same on every process, so initial weights agree
-    model = build_model(cfg, load_backbone=checkpoint is None and not finetune_from)
+    model = build_model(cfg)
+    if checkpoint is None and not finetune_from:
+        load_backbone(model, cfg)
     if finetune_from and checkpoint is None:
         for line in load_for_finetune(model, finetune_from):
             if log:
@@ -556,7 +560,7 @@ def train(cfg, device=None, resume=None, finetune_from=None, force_resume=False,
     """
     device = device if isinstance(device, torch.device) else distributed.resolve_device(device)
     world_size, is_main = distributed.get_world_size(), distributed.is_main_process()
-    validate(cfg)  # a config built in code gets the checks of a config file
+    check_config(cfg)  # a config built in code gets the checks of a config file
     output_dir = cfg.train.output_dir
     if not output_dir:
         raise TrainingError("train.output_dir is empty: name the folder for the checkpoints and logs")
