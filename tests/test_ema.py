@@ -61,7 +61,7 @@ def test_training_keeps_the_ema_of_every_step_saves_resumes_and_evaluates_it(tin
     cfg.train.checkpoint_interval, cfg.train.eval_interval = 1, 2
     cfg.train.ema_decay, cfg.train.ema_warmup = 0.9, True
     seed_everything(cfg.train.seed)
-    initial = build_model(cfg, load_backbone=False).state_dict()  # what build_run starts from
+    initial = build_model(cfg).state_dict()  # what build_run starts from (tiny_cfg: no backbone weights)
     model, final = train(cfg, "cpu", progress=False)
     out = cfg.train.output_dir
     first, last = load_checkpoint(f"{out}/checkpoint_000001.pth"), load_checkpoint(final)
