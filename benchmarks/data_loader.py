@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import torch
 
-from bisenet.config import load_config
-from bisenet.data import build_dataset
+from bisenet.config_check import load_config
+from bisenet.data.loaders import build_dataset
 from bisenet.data.synthetic import make_synthetic_cityscapes
 
 

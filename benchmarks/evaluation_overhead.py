@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from bisenet.cli import ToolParser, add_device_options, device_of
-from bisenet.config import load_config
+from bisenet.config_check import load_config
 from bisenet.engine.evaluator import EvalMode, evaluate
 from bisenet.inference import load_model
 

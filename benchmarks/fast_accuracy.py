@@ -11,8 +11,9 @@ import torch
 from tabulate import tabulate
 
 from bisenet.cli import add_weights_option, config_parser, parse_args, positive_int, resolve_weights, run, tool_config
-from bisenet.data import build_eval_loader
-from bisenet.deploy.quantize import KEEP_FP32, calibration_inputs, quantize_int8
+from bisenet.data.calibration import calibration_inputs
+from bisenet.data.loaders import build_eval_loader
+from bisenet.deploy.quantize import KEEP_FP32, quantize_int8
 from bisenet.deploy.runtime import OnnxRuntimeModel
 from bisenet.inference import load_model, predict
 from bisenet.metrics import ConfusionMatrix, scores

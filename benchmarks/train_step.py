@@ -11,7 +11,7 @@ import time
 import torch
 
 from bisenet.cli import ToolParser, add_device_options, device_of
-from bisenet.config import load_config
+from bisenet.config_check import load_config
 from bisenet.engine.trainer import autocast_dtype, build_run, train_step
 
 

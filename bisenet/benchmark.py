@@ -19,11 +19,12 @@ import torch
 from tabulate import tabulate
 from torch.utils.flop_counter import FlopCounterMode
 
+from bisenet.data.calibration import calibration_inputs
 from bisenet.data.io import DatasetError
 from bisenet.data.synthetic import render_scene
 from bisenet.demo import Segmenter, segment_images
 from bisenet.deploy.export import export_onnx
-from bisenet.deploy.quantize import calibration_inputs, random_calibration_inputs
+from bisenet.deploy.quantize import random_calibration_inputs
 from bisenet.deploy.runtime import OnnxRuntimeModel, make_fast, onnx_session
 from bisenet.errors import UserError
 from bisenet.inference import load_model

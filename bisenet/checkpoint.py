@@ -1,4 +1,5 @@
-"""Checkpoints: atomic save, strict load with a readable report, and converters."""
+"""Checkpoints: atomic save, the one strict load with a readable report, reading and resuming.
+Other implementations' formats are converted by ``bisenet.convert``."""
 import os
 import re
 import warnings
@@ -6,10 +7,9 @@ import warnings
 import torch
 
 from bisenet.errors import MissingFileError, UserError
+from bisenet.models import MODELS, architecture_of
 from bisenet.outputs import atomic_open, free_bytes, mount_point
-
-# Checkpoint formats other implementations save, by the name users pass to --from.
-CONVERTERS = {}
+from bisenet.processes import process_alive
 
 
 class CheckpointError(UserError):
@@ -86,17 +86,6 @@ def remove_stale_temp_files(directory):
     return removed
 
 
-def process_alive(pid):
-    """Whether a process with this PID runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_torch_file(path):
     """``torch.load`` of ``path`` (tensors and plain types only), or ``CheckpointError`` saying
     what the file is instead (empty, truncated, text, another format)."""
@@ -153,34 +142,72 @@ def format_mismatch(missing, unexpected, mismatched, limit=20):
     return "\n".join(lines)
 
 
+def load_state_strict(target, state, source, what=None, hint="", fill=(), limit=20):
+    """Load ``state`` into ``target`` once every name and shape is checked: every loader of
+    weights goes through here. On any mismatch nothing is loaded and ``CheckpointError`` says
+    "``source`` does not fit ``what``:" (default: the module's class name), lists every missing,
+    unexpected and mis-shaped entry (``limit`` of each kind), then ``hint``: a text, or a function
+    of the ``(missing, unexpected, mismatched)`` lists that returns one.
+
+    ``target`` is a module, or a dict part name -> module when ``state`` is a dict part name ->
+    state dict (a file holding several modules, such as BiSeNetV2's backbone), reported part by
+    part. Entries under the module names in ``fill`` may be absent: those keep the module's own
+    values. Returns the names of the entries so kept."""
+    parts, states = (target, state) if isinstance(target, dict) else ({"": target}, {"": state})
+    prefixes = tuple(f"{name}." for name in fill)
+    reports, kept, found = [], [], ([], [], [])
+    for name, module in parts.items():
+        missing, unexpected, mismatched = compare_state_dicts(module.state_dict(), states[name])
+        kept += [k for k in missing if prefixes and k.startswith(prefixes)]
+        missing = [k for k in missing if not (prefixes and k.startswith(prefixes))]
+        report = format_mismatch(missing, unexpected, mismatched, limit)
+        if report:
+            reports.append(f"{name}:\n{report}" if name else report)
+        for total, part in zip(found, (missing, unexpected, mismatched)):
+            total += part
+    if reports:
+        hint = hint(*found) if callable(hint) else hint
+        what = what or type(target).__name__
+        raise CheckpointError(f"{source} does not fit {what}:\n" + "\n".join(reports) + (hint or ""))
+    for name, module in parts.items():
+        module.load_state_dict({**module.state_dict(), **states[name]} if kept else states[name], strict=True)
+    return kept
+
+
 def load_weights(model, path):
     """Load ``path`` (a checkpoint, or a state dict that ``read_state_dict`` read) into ``model``
-    strictly; raises ``CheckpointError`` listing every mismatch."""
+    strictly; raises ``CheckpointError`` listing every mismatch, with what to do about it."""
     state = path if isinstance(path, dict) else read_state_dict(path)
-    missing, unexpected, mismatched = compare_state_dicts(model.state_dict(), state)
-    report = format_mismatch(missing, unexpected, mismatched)
-    if report:
-        hint = ""
-        theirs, ours = _architecture_or_none(state), _architecture_or_none(model.state_dict())
-        if theirs and ours and theirs[0] != ours[0]:
-            name, classes = ARCHITECTURE_NAMES[theirs[0]], theirs[1]
-            dataset = DATASET_OF_CLASSES.get(classes)
-            example = f"configs/{theirs[0]}_{dataset}.py" if dataset else f"configs/{theirs[0]}_*.py"
-            hint = (f"\nThese are {name} weights ({classes} classes); pass a {name} config, e.g. {example}, or the "
-                    "config.py saved beside them")
-        elif len(missing) == len(model.state_dict()):
-            hint = ("\nNo name matches: if this is another implementation's checkpoint, convert it with "
-                    "tools/convert_checkpoint.py")
-        classes = {(theirs[0], ours[0]) for _, theirs, ours in mismatched if theirs[1:] == ours[1:]}
-        if len(classes) == 1 and not missing and not unexpected:
-            theirs, ours = classes.pop()
-            hint = (f"\nThe checkpoint predicts {theirs} classes and the config's model {ours}: pass the config it "
-                    "was trained with (a training run saves it as config.py beside its checkpoints), or "
-                    "--finetune-from it to train on these classes")
-        name = "the state dict" if isinstance(path, dict) else path
-        raise CheckpointError(f"{name} does not fit {type(model).__name__}:\n{report}{hint}")
-    model.load_state_dict(state, strict=True)
+    source = "the state dict" if isinstance(path, dict) else path
+    load_state_strict(model, state, source, hint=lambda *found: _mismatch_hint(model, state, *found))
     return model
+
+
+# The configs/<architecture>_<dataset>.py that a class count suggests.
+DATASET_OF_CLASSES = {19: "city", 171: "coco", 150: "ade20k", 11: "camvid"}
+
+
+def _mismatch_hint(model, state, missing, unexpected, mismatched):
+    """What to do about weights that do not fit ``model``: another architecture's config, the
+    converter, or the config with their class count."""
+    hint = ""
+    theirs, ours = architecture_of(state), architecture_of(model.state_dict())
+    if theirs and ours and theirs[0] != ours[0]:
+        name, classes = MODELS[theirs[0]].__name__, theirs[1]
+        dataset = DATASET_OF_CLASSES.get(classes)
+        example = f"configs/{theirs[0]}_{dataset}.py" if dataset else f"configs/{theirs[0]}_*.py"
+        hint = (f"\nThese are {name} weights ({classes} classes); pass a {name} config, e.g. {example}, or the "
+                "config.py saved beside them")
+    elif len(missing) == len(model.state_dict()):
+        hint = ("\nNo name matches: if this is another implementation's checkpoint, convert it with "
+                "tools/convert_checkpoint.py")
+    classes = {(theirs[0], ours[0]) for _, theirs, ours in mismatched if theirs[1:] == ours[1:]}
+    if len(classes) == 1 and not missing and not unexpected:
+        theirs, ours = classes.pop()
+        hint = (f"\nThe checkpoint predicts {theirs} classes and the config's model {ours}: pass the config it "
+                "was trained with (a training run saves it as config.py beside its checkpoints), or "
+                "--finetune-from it to train on these classes")
+    return hint
 
 
 def load_for_finetune(model, path):
@@ -279,53 +306,3 @@ def load_latest_checkpoint(output_dir):
                               + "\n  ".join(unreadable) + "\nResume from a good copy with --resume CKPT, or set "
                               "train.output_dir to a new folder to start again (the files are left as they are)")
     return None, None
-
-
-def convert_coincheung(state, model):
-    """A CoinCheung/BiSeNet state dict -> ours, validated against ``model``.
-
-    Our module names are the reference's, so the mapping is the identity; what this adds is the
-    check. Auxiliary heads, which exist only in training, may be absent from a checkpoint saved
-    for inference: they are then taken from ``model`` (freshly initialised) and reported.
-    Returns ``(state_dict, notes)``.
-    """
-    expected = model.state_dict()
-    missing, unexpected, mismatched = compare_state_dicts(expected, state)
-    aux_prefixes = tuple(f"{name}." for name in getattr(model, "aux_head_modules", ()))
-    filled = [k for k in missing if k.startswith(aux_prefixes)]
-    missing = [k for k in missing if k not in filled]
-    report = format_mismatch(missing, unexpected, mismatched)
-    if report:
-        raise CheckpointError(f"the checkpoint does not match {type(model).__name__}:\n{report}")
-    converted = {k: state[k].to(v.dtype) if k in state else v for k, v in expected.items()}
-    notes = []
-    if filled:
-        notes.append(f"{len(filled)} auxiliary-head entries were not in the checkpoint and are freshly "
-                     "initialised (they are used only in training): " + ", ".join(filled[:6]) + " ...")
-    return converted, notes
-
-
-CONVERTERS["coincheung"] = convert_coincheung
-
-# The classifier of each architecture, whose first dimension is the class count.
-CLASSIFIERS = {"bisenetv1": "conv_out.conv_out.weight", "bisenetv2": "head.conv_out.1.weight"}
-ARCHITECTURE_NAMES = {"bisenetv1": "BiSeNetV1", "bisenetv2": "BiSeNetV2"}
-# The configs/<architecture>_<dataset>.py that a class count suggests.
-DATASET_OF_CLASSES = {19: "city", 171: "coco", 150: "ade20k", 11: "camvid"}
-
-
-def _architecture_or_none(state):
-    try:
-        return detect_architecture(state)
-    except CheckpointError:
-        return None
-
-
-def detect_architecture(state, source="the checkpoint"):
-    """``(model name, num_classes)`` of a CoinCheung/BiSeNet (or our) state dict, from its keys."""
-    for name, classifier in CLASSIFIERS.items():
-        if classifier in state and state[classifier].ndim == 4:
-            return name, int(state[classifier].shape[0])
-    raise CheckpointError(f"{source} is neither a BiSeNetV1 nor a BiSeNetV2 state dict "
-                          f"(no {' or '.join(CLASSIFIERS.values())}); "
-                          f"its first keys: {', '.join(list(state)[:5])}")

@@ -13,7 +13,8 @@ import sys
 import torch
 
 from bisenet import distributed
-from bisenet.config import ConfigError, load_config
+from bisenet.config import ConfigError
+from bisenet.config_check import load_config
 from bisenet.data.io import describe
 from bisenet.deploy.runtime import PRECISIONS
 from bisenet.errors import MissingFileError, UserError

@@ -8,12 +8,12 @@ import os
 from bisenet import distributed
 from bisenet.checkpoint import CheckpointError, read_state_dict, save_checkpoint
 from bisenet.cli import config_file, resolve_weights
-from bisenet.config import load_config
+from bisenet.config_check import load_config
+from bisenet.data.calibration import calibration_inputs
 from bisenet.data.check import check_dataset, format_report
 from bisenet.data.prepare import camvid_splits, prepare_camvid, prepare_cityscapes
 from bisenet.data.synthetic import make_synthetic_cityscapes
 from bisenet.demo import Segmenter, run_demo
-from bisenet.deploy.quantize import calibration_inputs
 from bisenet.deploy.verify import write_int8_onnx, write_onnx, write_torchscript
 from bisenet.engine.evaluator import evaluate_modes, evaluation_modes, report
 from bisenet.inference import load_model

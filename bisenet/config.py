@@ -1,9 +1,13 @@
-"""Typed experiment configuration.
+"""Typed experiment configuration: data, and the checks it can make on its own.
 
 A config file is a Python file that builds one ``Config`` object named ``cfg``. Every field is
-typed; ``load_config`` checks the types and applies command-line overrides of the form
-``section.field=value``. Unknown keys fail loudly with the key's name, so a typo never falls
-back to a silent default.
+typed; ``load_config`` gives each value its declared type, applies command-line overrides of the
+form ``section.field=value`` and checks types, ranges and the fields that must agree. Unknown
+keys fail loudly with the key's name, so a typo never falls back to a silent default.
+
+Names that only the rest of the package knows (models, losses, datasets, evaluation modes) are
+checked by ``bisenet.config_check``, whose ``load_config`` (``bisenet.load_config``) is this
+one's followed by those checks: the config imports nothing of what it configures.
 """
 import ast
 import dataclasses
@@ -11,14 +15,12 @@ import difflib
 import math
 import os
 import runpy
-import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence, Tuple, Union, get_args, get_origin, get_type_hints
 
 from bisenet.data import cityscapes
 from bisenet.errors import UserError
-from bisenet.inference import PROTOCOLS, parse_mode
 from bisenet.outputs import write_text
 
 
@@ -167,7 +169,9 @@ _loading = []  # config files being executed, outermost first: a config may load
 
 
 def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[str] = ()) -> Config:
-    """Read ``cfg`` from a config file (or the defaults) and apply ``section.key=value`` overrides.
+    """Read ``cfg`` from a config file (or the defaults) and apply ``section.key=value`` overrides,
+    with the checks of ``validate``; ``bisenet.load_config`` also checks the names of models,
+    losses, datasets and evaluation modes (``bisenet.config_check``).
 
     A config file may start from another one (``cfg = base_config("bisenetv1_city.py")`` and a
     few changes). An empty ``train.output_dir`` becomes ``output/<name of the outermost file>``.
@@ -196,6 +200,7 @@ def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[
         cfg = namespace.get("cfg")
         if not isinstance(cfg, Config):
             raise ConfigError(f"{path} must define `cfg = Config(...)` (bisenet.config.Config)")
+        _coerce_fields(cfg)  # the file may have set cfg.train.base_lr = 1 or cfg.data.crop_size = [512, 512]
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.max_iters=100")
@@ -210,11 +215,12 @@ def load_config(path: Union[str, os.PathLike, None] = None, overrides: Sequence[
 
 
 def base_config(name: str) -> Config:
-    """In a config file: the config of ``name`` (a path relative to that file), to change a few
+    """In a config file: the config of ``name`` (a path relative to that file, the one
+    ``load_config`` is running; outside of one, relative to the current folder), to change a few
     fields of. Its ``train.output_dir`` stays empty unless it sets one, so the new config gets
     its own folder."""
-    caller = sys._getframe(1).f_globals.get("__file__")
-    return load_config(os.path.join(os.path.dirname(os.path.abspath(caller)) if caller else ".", name))
+    folder = os.path.dirname(os.path.abspath(_loading[-1])) if _loading else "."
+    return load_config(os.path.join(folder, name))
 
 
 def format_config(cfg: Config) -> str:
@@ -236,19 +242,13 @@ def write_config(cfg: Config, path: str) -> None:
 
 
 def validate(cfg: Config) -> None:
-    """Check every field's type and the fields that must agree, so a wrong value fails here
-    rather than mid-run."""
-    for section in dataclasses.fields(cfg):
-        sub = getattr(cfg, section.name)
-        hints = get_type_hints(type(sub))
-        names = [f.name for f in dataclasses.fields(sub)]
-        for extra in sorted(set(vars(sub)) - set(names)):  # cfg.train.max_iter = 5 in a config file
-            close = difflib.get_close_matches(extra, names, n=1)
-            raise ConfigError(f"unknown config key '{section.name}.{extra}'"
-                              + (f" (did you mean {section.name}.{close[0]}?)" if close else ""))
-        for f in dataclasses.fields(sub):
-            key = f"{section.name}.{f.name}"
-            setattr(sub, f.name, _coerce(getattr(sub, f.name), hints[f.name], key))
+    """Check every field's type, range and the fields that must agree, so a wrong value fails
+    here rather than mid-run. Changes nothing: values get their types where they are set
+    (``load_config``, overrides, ``Config.from_dict``)."""
+    for key, sub, name, typ in _fields(cfg):
+        value = getattr(sub, name)
+        if not _has_type(value, typ):  # e.g. a list where a tuple is declared, in a config built in code
+            raise ConfigError(f"config key {key!r} expects {_type_name(typ)}, got {value!r}")
     check_ranges(cfg)
     data, num_classes = cfg.data, cfg.model.num_classes
     if len(data.class_names) != num_classes:
@@ -263,17 +263,6 @@ def validate(cfg: Config) -> None:
         if not (0 <= train_id < num_classes or train_id == data.ignore_index):
             raise ConfigError(f"data.label_map maps {raw} to {train_id}, which is neither a class id "
                               f"(0-{num_classes - 1}) nor data.ignore_index={data.ignore_index}")
-    from bisenet.data.catalog import NAMES
-
-    if data.dataset not in NAMES:
-        raise ConfigError(f"data.dataset must be one of {', '.join(NAMES)}, got {data.dataset!r}")
-    if cfg.eval.protocol not in PROTOCOLS:
-        raise ConfigError(f"eval.protocol must be one of {', '.join(PROTOCOLS)}, got {cfg.eval.protocol!r}")
-    for mode in cfg.eval.final_modes:
-        try:
-            parse_mode(mode)
-        except UserError as exc:
-            raise ConfigError(f"eval.final_modes: {exc}") from None
     repeated = sorted({mode for mode in cfg.eval.final_modes if cfg.eval.final_modes.count(mode) > 1})
     if repeated:
         raise ConfigError(f"eval.final_modes={list(cfg.eval.final_modes)}: {', '.join(repeated)} is listed twice; "
@@ -287,9 +276,6 @@ DIST_BN = ("", "reduce", "broadcast")
 
 def check_ranges(cfg: Config) -> None:
     """Values that type-check but cannot work, refused with the key and the valid range."""
-    from bisenet.losses import LOSSES
-    from bisenet.models import MODELS
-
     model, data, train, ev = cfg.model, cfg.data, cfg.train, cfg.eval
 
     def need(ok, key, value, requirement):
@@ -305,8 +291,6 @@ def check_ranges(cfg: Config) -> None:
             need(all(math.isfinite(v) for v in numbers if isinstance(v, float)), f"{section.name}.{f.name}",
                  _plain(value), "must be a finite number (not inf or nan)")
 
-    need(model.name in MODELS, "model.name", model.name, f"choose one of {', '.join(sorted(MODELS))}")
-    need(train.loss in LOSSES, "train.loss", train.loss, f"choose one of {', '.join(LOSSES)}")
     need(model.num_classes >= 1, "model.num_classes", model.num_classes, "must be at least 1")
     need(not 0 <= data.ignore_index < model.num_classes, "data.ignore_index", data.ignore_index,
          f"is a class id (0-{model.num_classes - 1}), so that class would never be learned nor scored; use a "
@@ -352,6 +336,48 @@ def check_ranges(cfg: Config) -> None:
 
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+def _fields(cfg: Config):
+    """``(key, section object, field name, declared type)`` of every field of ``cfg``; refuses an
+    attribute that is no field (``cfg.train.max_iter = 5`` in a config file)."""
+    for section in dataclasses.fields(cfg):
+        sub = getattr(cfg, section.name)
+        hints = get_type_hints(type(sub))
+        names = [f.name for f in dataclasses.fields(sub)]
+        for extra in sorted(set(vars(sub)) - set(names)):
+            close = difflib.get_close_matches(extra, names, n=1)
+            raise ConfigError(f"unknown config key '{section.name}.{extra}'"
+                              + (f" (did you mean {section.name}.{close[0]}?)" if close else ""))
+        for name in names:
+            yield f"{section.name}.{name}", sub, name, hints[name]
+
+
+def _coerce_fields(cfg: Config) -> None:
+    """Give every field the declared type of its value as a config file may write it: a list
+    where a tuple is declared, an int where a float is."""
+    for key, sub, name, typ in _fields(cfg):
+        setattr(sub, name, _coerce(getattr(sub, name), typ, key))
+
+
+def _has_type(value: Any, typ: Any) -> bool:
+    """Whether ``value`` is of the declared type ``typ`` (an int counts as a float)."""
+    if typ is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typ in (bool, int, str):
+        return type(value) is typ
+    args = get_args(typ)
+    if get_origin(typ) in (tuple, Tuple):
+        if type(value) is not tuple:
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_has_type(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_has_type(v, a) for v, a in zip(value, args))
+    if get_origin(typ) in (dict, Dict):
+        return type(value) is dict and all(_has_type(k, args[0]) and _has_type(v, args[1]) for k, v in value.items())
+    if get_origin(typ) in (list, List):
+        return type(value) is list and all(_has_type(v, args[0]) for v in value)
+    return False
 
 
 def _set(cfg: Config, key: str, value: Any) -> None:

@@ -1,5 +1,6 @@
 """The one prediction path: scales, horizontal flip and sliding crops, used by evaluation and
-the demo, under one of two protocols (``eval.protocol``).
+the demo, under one of two protocols (``eval.protocol``); and ``load_model``, the model of a
+config ready for it (weights loaded, optionally in its deployment form).
 
 ``"coincheung"`` is the evaluator of the reference implementation (CoinCheung/BiSeNet,
 ``tools/evaluate.py``: ``MscEvalV0`` for whole images, ``MscEvalCrop`` for sliding crops),
@@ -27,7 +28,11 @@ import re
 import torch
 import torch.nn.functional as F
 
+from bisenet.checkpoint import load_weights
+from bisenet.data.calibration import calibration_inputs
+from bisenet.deploy.runtime import make_fast
 from bisenet.errors import UserError
+from bisenet.models import build_model
 
 PROTOCOLS = ("coincheung", "standard")
 MODE_PATTERN = re.compile(r"^(ss|ms)(c?)(f?)$")
@@ -120,21 +125,12 @@ def load_model(cfg, weights, device="cpu", fast=False, precision="auto", calib_i
     for timing); with ``fast`` or a ``precision`` other than "auto", its fastest inference form
     (``bisenet.deploy.runtime.make_fast``: folded BN, onnxruntime on the CPU, fp16 on CUDA).
     int8 is calibrated on ``calib_images`` images of the config's training split."""
-    from bisenet.checkpoint import load_weights
-    from bisenet.models import build_model
-
     model = build_model(cfg)
     if weights is not None:
         load_weights(model, weights)
     model.to(device).eval()
     if fast or precision != "auto":
-        from bisenet.deploy.runtime import make_fast
-
-        calibration = None
-        if precision == "int8":
-            from bisenet.deploy.quantize import calibration_inputs
-
-            calibration = calibration_inputs(cfg, calib_images)
+        calibration = calibration_inputs(cfg, calib_images) if precision == "int8" else None
         model = make_fast(model, device, precision, calibration)
     return model
 

@@ -12,6 +12,7 @@ from bisenet.checkpoint import CheckpointError
 from bisenet.config import load_config
 from bisenet.models import build_model
 from bisenet.models.bisenetv2 import BiSeNetV2
+from bisenet.weights import load_backbone
 
 from conftest import REFERENCE, REPO, run_tool
 
@@ -132,7 +133,7 @@ def test_config_starts_from_the_imagenet_backbone_from_the_hub_cache(tmp_path, m
     torch.manual_seed(0)
     fresh = build_model(cfg).state_dict()
     torch.manual_seed(0)
-    model = build_model(cfg, load_backbone=True)
+    model = load_backbone(build_model(cfg), cfg)
     loaded = model.state_dict()
     for name, tensor in loaded.items():
         branch, key = name.split(".", 1)
@@ -146,13 +147,15 @@ def test_backbone_mismatch_lists_every_key(tmp_path):
     backbone_file(path, drop=["segment.S3.0.conv1.conv.weight"], reshape=["detail.S1.0.conv.weight"],
                   extra=["segment.extra.weight"])
     with pytest.raises(CheckpointError) as error:
-        build_model(v2_config(f"model.backbone_weights={path}"), load_backbone=True)
+        cfg = v2_config(f"model.backbone_weights={path}")
+        load_backbone(build_model(cfg), cfg)
     message = str(error.value)
     for text in ("S3.0.conv1.conv.weight", "S1.0.conv.weight", "extra.weight", "detail:", "segment:"):
         assert text in message
     torch.save({"detail": {}}, path)
     with pytest.raises(CheckpointError, match="expected the branches"):
-        build_model(v2_config(f"model.backbone_weights={path}"), load_backbone=True)
+        cfg = v2_config(f"model.backbone_weights={path}")
+        load_backbone(build_model(cfg), cfg)
 
 
 def test_training_without_the_backbone_stops_at_start_saying_where_to_get_it(synthetic_root, tmp_path):

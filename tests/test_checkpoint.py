@@ -5,14 +5,8 @@ import pytest
 import torch
 
 import bisenet
-from bisenet.checkpoint import (
-    CheckpointError,
-    convert_coincheung,
-    load_checkpoint,
-    load_weights,
-    read_state_dict,
-    save_checkpoint,
-)
+from bisenet.checkpoint import CheckpointError, load_checkpoint, load_weights, read_state_dict, save_checkpoint
+from bisenet.convert import convert_coincheung
 from bisenet.models.bisenetv1 import BiSeNetV1
 
 from conftest import REFERENCE, run_tool

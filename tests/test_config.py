@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from bisenet.config import Config, ConfigError, load_config
+from bisenet import load_config  # the config's own checks, then the names (bisenet.config_check)
+from bisenet.config import Config, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 CITY = ROOT / "configs" / "bisenetv1_city.py"
@@ -196,3 +197,52 @@ def test_a_broken_config_file_is_a_message_from_the_tools(tmp_path):
     result = run_tool("train.py", "--config", str(tmp_path / "bad.py"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"error: {tmp_path / 'bad.py'}:1: SyntaxError" in result.stderr
+
+
+def test_values_a_config_file_sets_get_their_declared_types(tmp_path):
+    path = tmp_path / "typed.py"
+    path.write_text(f"from bisenet.config import base_config\ncfg = base_config({str(CITY)!r})\n"
+                    "cfg.data.crop_size = [512, 256]\ncfg.train.base_lr = 1\ncfg.eval.scales = [1, 1.5]\n")
+    cfg = load_config(path)
+    assert (cfg.data.crop_size, cfg.eval.scales) == ((512, 256), (1.0, 1.5))
+    assert type(cfg.train.base_lr) is float and all(type(s) is float for s in cfg.eval.scales)
+
+
+def test_validate_checks_and_changes_nothing():
+    from bisenet.config import validate
+
+    cfg = Config()
+    cfg.data.crop_size = [512, 512]  # set in code, past the places that give values their types
+    with pytest.raises(ConfigError, match=re.escape("'data.crop_size' expects Tuple, got [512, 512]")):
+        validate(cfg)
+    assert cfg.data.crop_size == [512, 512]
+    cfg.data.crop_size = (512, 512)
+    before = Config.from_dict(cfg.to_dict())
+    validate(cfg)
+    assert cfg == before
+
+
+def test_a_base_config_is_found_beside_the_file_that_names_it(tmp_path, monkeypatch):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "base.py").write_text("from bisenet.config import base_config\n"
+                                            f"cfg = base_config({str(CITY)!r})\ncfg.train.max_iters = 3210\n")
+    (tmp_path / "a" / "b" / "child.py").write_text("from bisenet.config import base_config\n"
+                                                   "cfg = base_config('../base.py')\ncfg.train.warmup_iters = 7\n")
+    monkeypatch.chdir(tmp_path)  # not where the files are
+    cfg = load_config("a/b/child.py")
+    assert (cfg.train.max_iters, cfg.train.warmup_iters, cfg.train.output_dir) == (3210, 7, "output/child")
+
+
+def test_the_config_alone_does_not_know_the_package_names_which_bisenet_load_config_checks():
+    # bisenet.config imports nothing of what it configures (tests/test_imports.py); the names of
+    # models, losses, datasets and evaluation modes are checked one layer up, by config_check.
+    from bisenet import config
+
+    for override, message in (("model.name=bisenetv3", "model.name='bisenetv3': choose one of bisenetv1, bisenetv2"),
+                              ("train.loss=dice", "train.loss='dice': choose one of"),
+                              ("data.dataset=kitti", "data.dataset must be one of cityscapes"),
+                              ("eval.protocol=mine", "eval.protocol must be one of coincheung, standard"),
+                              ("eval.final_modes=['ssx']", "eval.final_modes: unknown evaluation mode 'ssx'")):
+        assert config.load_config(CITY, [override])
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_config(CITY, [override])

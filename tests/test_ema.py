@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from bisenet.checkpoint import load_checkpoint, save_checkpoint
 from bisenet.config import load_config
-from bisenet.data import build_eval_loader
+from bisenet.data.loaders import build_eval_loader
 from bisenet.engine.ema import ModelEma
 from bisenet.engine.evaluator import EvalMode, evaluate
 from bisenet.engine.trainer import build_run, evaluate_after_training, seed_everything, train
@@ -61,7 +61,7 @@ def test_training_keeps_the_ema_of_every_step_saves_resumes_and_evaluates_it(tin
     cfg.train.checkpoint_interval, cfg.train.eval_interval = 1, 2
     cfg.train.ema_decay, cfg.train.ema_warmup = 0.9, True
     seed_everything(cfg.train.seed)
-    initial = build_model(cfg, load_backbone=False).state_dict()  # what build_run starts from
+    initial = build_model(cfg).state_dict()  # what build_run starts from (tiny_cfg: no backbone weights)
     model, final = train(cfg, "cpu", progress=False)
     out = cfg.train.output_dir
     first, last = load_checkpoint(f"{out}/checkpoint_000001.pth"), load_checkpoint(final)

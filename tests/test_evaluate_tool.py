@@ -13,8 +13,8 @@ import torch.nn as nn
 
 from bisenet.checkpoint import save_checkpoint
 from bisenet.config import load_config
-from bisenet.data import build_eval_loader
 from bisenet.data.cityscapes import CLASS_NAMES
+from bisenet.data.loaders import build_eval_loader
 from bisenet.engine.evaluator import evaluate
 from bisenet.models.bisenetv1 import BiSeNetV1
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bisenet.data import build_train_loader
 from bisenet.data.cityscapes import CLASS_NAMES, ID_TO_TRAIN_ID, PALETTE, generated_palette
+from bisenet.data.loaders import build_train_loader
 from bisenet.engine.evaluator import result_to_dict
 from bisenet.errors import UserError
 from bisenet.metrics import scores

@@ -9,8 +9,9 @@ import onnx
 import pytest
 import torch
 
-from bisenet.data import build_eval_loader
-from bisenet.deploy.quantize import calibration_inputs, count_quantized, fp32_nodes, quantize_int8
+from bisenet.data.calibration import calibration_inputs
+from bisenet.data.loaders import build_eval_loader
+from bisenet.deploy.quantize import count_quantized, fp32_nodes, quantize_int8
 from bisenet.deploy.runtime import OnnxRuntimeModel, make_fast
 from bisenet.inference import predict
 from bisenet.metrics import ConfusionMatrix, scores

@@ -1,4 +1,5 @@
-"""bisenet.models.resnet: torchvision's ResNet-18 as a feature extractor, its ImageNet weights."""
+"""bisenet.models.resnet: torchvision's ResNet-18 as a feature extractor; its ImageNet weights
+(bisenet.weights.load_backbone)."""
 import os
 
 import pytest
@@ -9,6 +10,7 @@ from bisenet.checkpoint import CheckpointError
 from bisenet.config import load_config
 from bisenet.models import build_model
 from bisenet.models.resnet import ResNet18
+from bisenet.weights import load_backbone
 
 from conftest import REPO
 
@@ -36,7 +38,7 @@ def test_backbone_weights_from_file(tmp_path):
     path = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), path)
     cfg = load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"), [f"model.backbone_weights={path}"])
-    model = build_model(cfg, load_backbone=True)
+    model = load_backbone(build_model(cfg), cfg)
     for name, tensor in model.cp.resnet.state_dict().items():
         assert torch.equal(tensor, reference.state_dict()[name]), name
 
@@ -46,14 +48,17 @@ def test_missing_backbone_weights_say_how_to_get_them(tmp_path, monkeypatch):
     cfg = load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"))
     assert cfg.model.backbone_weights == "imagenet"
     with pytest.raises(FileNotFoundError, match="IMAGENET1K_V1"):
-        build_model(cfg, load_backbone=True)
+        load_backbone(build_model(cfg), cfg)
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
-        build_model(load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"),
-                                [f"model.backbone_weights={tmp_path}/nowhere.pth"]), load_backbone=True)
-    build_model(cfg)  # without load_backbone (inference, then load_weights) nothing is read
+        nowhere = load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"),
+                              [f"model.backbone_weights={tmp_path}/nowhere.pth"])
+        load_backbone(build_model(nowhere), nowhere)
+    build_model(cfg)  # building alone (inference, then load_weights) reads nothing
 
 
 def test_a_file_that_is_not_resnet18_is_refused_with_its_keys(tmp_path):
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), tmp_path / "resnet34.pth")
     with pytest.raises(CheckpointError, match="unexpected key.*layer1.2"):
-        ResNet18().load_imagenet_weights(str(tmp_path / "resnet34.pth"))
+        cfg = load_config(os.path.join(REPO, "configs", "bisenetv1_city.py"),
+                          [f"model.backbone_weights={tmp_path / 'resnet34.pth'}"])
+        load_backbone(build_model(cfg), cfg)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import bisenet.deploy.runtime as runtime
-from bisenet.data import build_eval_loader
+from bisenet.data.loaders import build_eval_loader
 from bisenet.deploy.quantize import count_quantized, random_calibration_inputs
 from bisenet.deploy.runtime import FastModel, make_fast
 from bisenet.errors import MissingExtraError

@@ -44,3 +44,12 @@ def test_shard_sampler_covers_each_index_once_without_padding():
     assert [len(ShardSampler(10, rank=r, world_size=3)) for r in range(3)] == [len(s) for s in shards]
     assert sum(len(s) for s in shards) == 10
     assert sorted(i for s in shards for i in s) == list(range(10))
+
+
+def test_a_batch_that_does_not_divide_over_the_processes_names_the_key_to_change(tiny_cfg):
+    from bisenet.data.loaders import build_train_loader
+    from bisenet.errors import UserError
+
+    with pytest.raises(UserError, match=r"train.batch_size=2 does not divide over 3 processes: set train.batch_size "
+                                        r"to a multiple of 3"):
+        build_train_loader(tiny_cfg, rank=0, world_size=3)

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from bisenet.data import build_dataset
+from bisenet.data.loaders import build_dataset
 from bisenet.engine.trainer import train
 from bisenet.losses import OhemCrossEntropy
 from bisenet.models import build_model

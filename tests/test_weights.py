@@ -12,7 +12,7 @@ import torch
 from bisenet.checkpoint import load_weights
 from bisenet.models.bisenetv1 import BiSeNetV1
 from bisenet.models.bisenetv2 import BiSeNetV2
-from bisenet.weights import PUBLISHED, WeightsError, download, fetch, hub_checkpoint_path
+from bisenet.weights import PUBLISHED, WeightsError, download, fetch, hub_checkpoint_path, load_backbone
 
 from conftest import REFERENCE, run_tool
 
@@ -158,7 +158,8 @@ def test_download_tool_puts_the_backbone_where_training_looks(release, tmp_path,
         server.close()
     assert result.returncode == 0, result.stderr
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    model = build_model(load_config(os.path.join(REPO, "configs", "bisenetv2_city.py")), load_backbone=True)
+    cfg = load_config(os.path.join(REPO, "configs", "bisenetv2_city.py"))
+    model = load_backbone(build_model(cfg), cfg)
     expected = release[1]["coincheung/bisenetv2_city"]
     name = "segment.S5_5.conv_last.conv.weight"
     assert torch.equal(model.state_dict()[name], expected[name])

@@ -6,8 +6,8 @@ The architecture (BiSeNetV1 or V2) and the class count are read from the checkpo
 matching published config is stored with the weights, or --config's, which must build that model.
 """
 from bisenet import commands
-from bisenet.checkpoint import CONVERTERS
 from bisenet.cli import ToolParser, run
+from bisenet.convert import CONVERTERS
 
 
 def main(argv=None):

@@ -4,6 +4,7 @@ official folder layout, and what their typical mistakes look like.
 A config starts from ``data_config("ade20k", crop_size=..., ...)``; ``data.dataset`` names the
 entry, which chooses the hints of error messages and of ``tools/check_dataset.py``.
 """
+from bisenet.config import DataConfig
 from bisenet.data import ade20k, camvid, cityscapes, cocostuff
 
 DATASETS = {"cityscapes": cityscapes, "cocostuff": cocostuff, "ade20k": ade20k, "camvid": camvid}
@@ -13,8 +14,6 @@ NAMES = (*DATASETS, "custom")
 def data_config(name, **changes):
     """A ``DataConfig`` for the known dataset ``name`` (its layout, classes, palette, label map,
     mean and std), with ``changes`` (e.g. the recipe's crop size) applied."""
-    from bisenet.config import DataConfig
-
     info = DATASETS[name]
     fields = dict(dataset=name, class_names=tuple(info.CLASS_NAMES),
                   palette=tuple(tuple(int(c) for c in rgb) for rgb in info.PALETTE),

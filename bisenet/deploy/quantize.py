@@ -1,15 +1,15 @@
 """Static int8 quantisation of an exported model with onnxruntime: QDQ nodes, int8 weights per
 output channel, uint8 activations whose ranges are calibrated on images preprocessed exactly as
-for inference. The classifier and the final upsampling stay in fp32 (see ``KEEP_FP32``)."""
+for inference (given by the caller: ``bisenet.data.calibration`` reads them from a dataset). The
+classifier and the final upsampling stay in fp32 (see ``KEEP_FP32``)."""
 import io
 import os
 import tempfile
 import warnings
 
-import numpy as np
 import torch
 
-from bisenet.data.io import DatasetError, describe
+from bisenet.data.io import DatasetError
 from bisenet.deploy.export import export_onnx
 from bisenet.errors import require
 from bisenet.outputs import write_bytes
@@ -20,31 +20,6 @@ from bisenet.outputs import write_bytes
 # the classifier (the 1x1 convolution whose logits are compared across classes) 99.62% / 74.33 /
 # 1.10: the times are within the noise, so the classifier and the upsampling stay fp32.
 KEEP_FP32 = ("classifier", "upsample")
-
-
-def calibration_inputs(cfg, count, seed=0, otherwise="use fp32 instead (--fast, or --precision fp32)"):
-    """``count`` images (1x3xHxW float32 arrays) drawn at random from the config's training
-    split and preprocessed as for inference (normalised, full size). Raises ``DatasetError``
-    when the split cannot be read, saying that int8 needs it to calibrate and, ``otherwise``,
-    what to do without it."""
-    from bisenet.data.dataset import SegmentationDataset
-    from bisenet.data.transforms import build_eval_transform
-
-    data = cfg.data
-    try:
-        dataset = SegmentationDataset(data, data.train_split, transform=build_eval_transform(data),
-                                      list_file=data.train_list, num_classes=cfg.model.num_classes)
-    except DatasetError as exc:
-        # The dataset's own message tells how to download it, which is not the question here: a
-        # model trained elsewhere calibrates on any images of the kind it was trained on.
-        where = data.train_list or os.path.join(data.root, data.image_dir.format(split=data.train_split))
-        reason = f"{where} does not exist" if not os.path.exists(where) else describe(exc)
-        raise DatasetError(f"int8 calibrates on {count} images of the config's training split "
-                           f"(data.train_split={data.train_split!r} under data.root={data.root}), which cannot be "
-                           f"read: {reason}. Point data.root at a dataset of the kind the model was trained on "
-                           f"(data.root=/path/to/it), or {otherwise}") from None
-    order = np.random.default_rng(seed).permutation(len(dataset))[:count]
-    return [dataset[int(i)]["image"][None].numpy() for i in order]
 
 
 def random_calibration_inputs(count, size, seed=0):
@@ -82,7 +57,8 @@ class _Reader:
 
 def quantize_int8(model, inputs, path=None, keep_fp32=KEEP_FP32, reduce_range=False):
     """The int8 ONNX model (bytes, also written atomically to ``path`` if given) of the eval-mode ``model``,
-    BatchNorm folded, any input size, calibrated on ``inputs`` (see ``calibration_inputs``)."""
+    BatchNorm folded, any input size, calibrated on ``inputs`` (1x3xHxW arrays preprocessed as for
+    inference: ``bisenet.data.calibration.calibration_inputs``)."""
     onnx = require("onnx", "deploy", "int8 quantisation")
     quantization = require("onnxruntime.quantization", "deploy", "int8 quantisation")
     if not inputs:

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from bisenet.deploy.export import export_onnx, fold_batchnorm
+from bisenet.deploy.quantize import quantize_int8
 from bisenet.errors import UserError, require
 
 
@@ -101,9 +102,10 @@ def make_fast(model, device, precision="auto", calibration=None):
     ``precision``: "auto" (fp16 on CUDA, fp32 on the CPU, where oneDNN's bf16 convolutions ran
     at 165-175 GFLOP/s against 300 for fp32 on an AVX-512 BF16 Xeon, and emulated on AVX2),
     "fp32", "bf16", "fp16", or "int8" (CPU only: onnxruntime, calibrated on ``calibration``, a
-    list of preprocessed images, see ``bisenet.deploy.quantize``). An fp32 CPU model runs in
-    onnxruntime when it is installed (the ``deploy`` extra), else as a frozen TorchScript graph;
-    bf16 and fp16 are a ``FastModel``.
+    list of preprocessed images that the caller reads, e.g. with
+    ``bisenet.data.calibration.calibration_inputs``). An fp32 CPU model runs in onnxruntime when it
+    is installed (the ``deploy`` extra), else as a frozen TorchScript graph; bf16 and fp16 are a
+    ``FastModel``.
     """
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -111,8 +113,6 @@ def make_fast(model, device, precision="auto", calibration=None):
     if precision == "int8":
         if cuda:
             raise UserError("int8 inference runs on the CPU (onnxruntime): use --device cpu, or fp16 on CUDA")
-        from bisenet.deploy.quantize import quantize_int8
-
         return OnnxRuntimeModel(quantize_int8(model.cpu(), calibration), dtype="int8")
     dtype = {"auto": torch.float16 if cuda else None, "fp32": None, "bf16": torch.bfloat16,
              "fp16": torch.float16}[precision]

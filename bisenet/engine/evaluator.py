@@ -11,8 +11,8 @@ import torch
 from tabulate import tabulate
 
 from bisenet import distributed
-from bisenet.data import build_eval_loader
 from bisenet.data.cityscapes import colorize
+from bisenet.data.loaders import build_eval_loader
 from bisenet.errors import UserError, require
 from bisenet.inference import check_scales, crop_stride_of, parse_mode, predict
 from bisenet.metrics import ConfusionMatrix, scores

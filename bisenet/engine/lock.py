@@ -10,8 +10,8 @@ import fcntl
 import os
 import socket
 
-from bisenet.checkpoint import process_alive
 from bisenet.errors import UserError
+from bisenet.processes import process_alive
 
 LOCK_NAME = "train.lock"
 

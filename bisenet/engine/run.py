@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from bisenet import weights
 from bisenet.checkpoint import load_for_finetune
 from bisenet.engine.ema import ModelEma
 from bisenet.losses import build_loss
@@ -96,7 +97,9 @@ def _build_model(cfg, device, world_size, *, load_backbone, finetune_from, log):
     """The model on ``device``, with the config's backbone weights (``load_backbone``) or those of
     ``finetune_from`` (its report goes to ``log``), and SyncBatchNorm under ``train.sync_bn`` on
     several processes."""
-    model = build_model(cfg, load_backbone=load_backbone)
+    model = build_model(cfg)
+    if load_backbone:
+        weights.load_backbone(model, cfg)
     if finetune_from:
         for line in load_for_finetune(model, finetune_from):
             if log:

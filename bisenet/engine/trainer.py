@@ -18,8 +18,9 @@ import torch
 from bisenet import distributed
 from bisenet.checkpoint import remove_stale_temp_files
 from bisenet.checkpointer import Checkpointer
-from bisenet.config import validate, write_config
-from bisenet.data import build_eval_loader, build_train_loader
+from bisenet.config import write_config
+from bisenet.config_check import check_config
+from bisenet.data.loaders import build_eval_loader, build_train_loader
 from bisenet.engine.evaluator import evaluate, mode_settings
 from bisenet.engine.final_eval import evaluate_after_training, final_evaluation, show_finished
 from bisenet.engine.lock import OutputLock, OutputLockError
@@ -76,7 +77,7 @@ def train(cfg, device=None, *, resume=None, finetune_from=None, force_resume=Fal
 def _check_launch(cfg, device, finetune_from):
     """Refuse, before anything is written, a config that cannot train on these processes."""
     world_size, batch_size = distributed.get_world_size(), cfg.train.batch_size
-    validate(cfg)  # a config built in code gets the checks of a config file
+    check_config(cfg)  # a config built in code gets the checks of a config file
     if not cfg.train.output_dir:
         raise TrainingError("train.output_dir is empty: name the folder for the checkpoints and logs")
     if finetune_from and not os.path.isfile(finetune_from):

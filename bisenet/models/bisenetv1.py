@@ -84,6 +84,12 @@ class BiSeNetV1(nn.Module):
     # Modules trained with the head learning-rate multiplier (see bisenet.optim).
     head_modules = ("ffm", "conv_out", "conv_out16", "conv_out32")
     aux_head_modules = ("conv_out16", "conv_out32")
+    # What ImageNet-pretrained weights start (model.backbone_weights, loaded by bisenet.weights):
+    # torchvision's ResNet-18.
+    backbone_modules = ("cp.resnet",)
+    # The classifier's weight, whose first dimension is the class count: it tells a checkpoint's
+    # architecture (bisenet.models.architecture_of).
+    classifier_weight = "conv_out.conv_out.weight"
 
     def __init__(self, num_classes=19):
         super().__init__()
@@ -105,9 +111,6 @@ class BiSeNetV1(nn.Module):
                 nn.init.kaiming_normal_(module.weight, a=1)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-
-    def load_backbone_weights(self, source):
-        self.cp.resnet.load_imagenet_weights(source)
 
     def forward(self, x):
         size = x.shape[-2:]

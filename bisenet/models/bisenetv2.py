@@ -5,16 +5,11 @@ so its checkpoints load with ``strict=True``. Its fixed-factor upsamplings becom
 the size of the feature they meet (identical for inputs divisible by 32), so any input size
 works.
 """
-import os
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bisenet.checkpoint import CheckpointError, compare_state_dicts, format_mismatch, read_torch_file
-from bisenet.errors import MissingFileError
 from bisenet.models.layers import ConvBNReLU
-from bisenet.weights import PUBLISHED, hub_checkpoint_path, url_of
 
 
 def _dw_bn(channels, out_channels=None, stride=1, relu=False, project=False):
@@ -160,6 +155,11 @@ class BiSeNetV2(nn.Module):
     # 10x LR, as the reference's get_params does for every child named *head* or *aux*.
     head_modules = ("head", "aux2", "aux3", "aux4", "aux5_4")
     aux_head_modules = ("aux2", "aux3", "aux4", "aux5_4")
+    # What ImageNet-pretrained weights start (model.backbone_weights, loaded by bisenet.weights):
+    # the reference's backbone_v2.pth holds these two branches.
+    backbone_modules = ("detail", "segment")
+    # The classifier's weight, whose first dimension is the class count (see BiSeNetV1).
+    classifier_weight = "head.conv_out.1.weight"
 
     def __init__(self, num_classes=19):
         super().__init__()
@@ -183,36 +183,6 @@ class BiSeNetV2(nn.Module):
             elif isinstance(module, nn.BatchNorm2d):
                 (nn.init.zeros_ if getattr(module, "last_bn", False) else nn.init.ones_)(module.weight)
                 nn.init.zeros_(module.bias)
-
-    def load_backbone_weights(self, source):
-        """Start the detail and semantic branches from the reference's ImageNet-pretrained
-        ``backbone_v2.pth`` (``{"detail": state dict, "segment": state dict}``), strictly.
-        ``source``: its path, or "imagenet" for torch's hub cache (never downloaded here)."""
-        entry = PUBLISHED["coincheung/backbone_v2"]
-        path = hub_checkpoint_path(entry.filename) if source == "imagenet" else os.path.expanduser(source)
-        if not os.path.isfile(path):
-            raise MissingFileError(
-                f"BiSeNetV2's ImageNet-pretrained backbone not found at {path}. Get it with\n"
-                f"  python tools/download_weights.py {entry.name}\n"
-                f"(or download {url_of(entry)} and put it at {hub_checkpoint_path(entry.filename)}), or pass its path "
-                "as model.backbone_weights=/path/to/backbone_v2.pth. To train from scratch on purpose, set "
-                "model.backbone_weights= (empty): its authors report about 71-74 mIoU on Cityscapes that way, "
-                "against 74.95 with the backbone.")
-        state = read_torch_file(path)
-        branches = {"detail": self.detail, "segment": self.segment}
-        if not isinstance(state, dict) or set(state) != set(branches):
-            found = sorted(state) if isinstance(state, dict) else type(state).__name__
-            raise CheckpointError(f"{path} is not BiSeNetV2's backbone file: expected the branches "
-                                  f"['detail', 'segment'], found {found}")
-        problems = []
-        for name, branch in branches.items():
-            report = format_mismatch(*compare_state_dicts(branch.state_dict(), state[name]), limit=1000)
-            if report:
-                problems.append(f"{name}:\n" + report)
-        if problems:
-            raise CheckpointError(f"{path} does not fit BiSeNetV2's branches:\n" + "\n".join(problems))
-        for name, branch in branches.items():
-            branch.load_state_dict(state[name], strict=True)
 
     def forward(self, x):
         size = x.shape[-2:]

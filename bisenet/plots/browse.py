@@ -25,8 +25,8 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
-from bisenet.data import build_dataset
 from bisenet.data.cityscapes import generated_palette
+from bisenet.data.loaders import build_dataset
 from bisenet.data.samplers import InfiniteSampler
 from bisenet.plots import default_style, figure, save, short_name
 
