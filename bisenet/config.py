@@ -353,6 +353,16 @@ def _fields(cfg: Config):
             yield f"{section.name}.{name}", sub, name, hints[name]
 
 
+def typed(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose values have their declared types (a list where a tuple is
+    declared, an int where a float is), as ``load_config`` gives them: for a config built in
+    code. ``cfg`` is left as it is; a value that cannot be converted is refused with its key."""
+    copy = Config()
+    for key, sub, name, _ in _fields(cfg):
+        _set(copy, key, getattr(sub, name))
+    return copy
+
+
 def _coerce_fields(cfg: Config) -> None:
     """Give every field the declared type of its value as a config file may write it: a list
     where a tuple is declared, an int where a float is."""

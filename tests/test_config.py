@@ -222,6 +222,19 @@ def test_validate_checks_and_changes_nothing():
     assert cfg == before
 
 
+def test_typed_gives_a_config_built_in_code_its_declared_types_in_a_copy():
+    from bisenet.config import typed
+
+    cfg = Config()
+    cfg.data.crop_size, cfg.train.base_lr, cfg.eval.scales = [512, 256], 1, [1, 1.5]
+    got = typed(cfg)
+    assert (got.data.crop_size, got.eval.scales) == ((512, 256), (1.0, 1.5)) and type(got.train.base_lr) is float
+    assert cfg.data.crop_size == [512, 256] and type(cfg.train.base_lr) is int  # the caller's config unchanged
+    cfg.train.max_iter = 5  # a misspelt field set in code
+    with pytest.raises(ConfigError, match="train.max_iter.*did you mean train.max_iters"):
+        typed(cfg)
+
+
 def test_a_base_config_is_found_beside_the_file_that_names_it(tmp_path, monkeypatch):
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "base.py").write_text("from bisenet.config import base_config\n"

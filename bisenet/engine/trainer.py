@@ -18,7 +18,7 @@ import torch
 from bisenet import distributed
 from bisenet.checkpoint import remove_stale_temp_files
 from bisenet.checkpointer import Checkpointer
-from bisenet.config import write_config
+from bisenet.config import typed, write_config
 from bisenet.config_check import check_config
 from bisenet.data.loaders import build_eval_loader, build_train_loader
 from bisenet.engine.evaluator import evaluate, mode_settings
@@ -56,6 +56,7 @@ def train(cfg, device=None, *, resume=None, finetune_from=None, force_resume=Fal
     finished run shows them again (and evaluates it if it never was, or with other settings).
     """
     device = device if isinstance(device, torch.device) else distributed.resolve_device(device)
+    cfg = typed(cfg)  # a config built in code may hold lists where tuples are declared
     _check_launch(cfg, device, finetune_from)
     output_dir = cfg.train.output_dir
     final_path = os.path.join(output_dir, FINAL_NAME)
