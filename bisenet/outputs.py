@@ -104,33 +104,6 @@ def write_error(path, exc):
 
 
 @contextlib.contextmanager
-def atomic_open(path, mode="wb"):
-    """A file object for ``path``'s content: written to a temporary file beside it, synced and
-    moved over ``path`` when the block ends without an error; on an error the temporary file is
-    removed and ``path`` is as it was. An ``OSError`` (full disk, permissions) becomes an
-    ``OutputError`` naming ``path``; other errors pass through unchanged."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=os.path.splitext(path)[1],
-                                    dir=directory)
-    except OSError as exc:
-        raise write_error(path, exc) from None
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except OSError as exc:
-        _remove(temp)
-        raise write_error(path, exc) from None
-    except BaseException:
-        _remove(temp)
-        raise
-
-
-@contextlib.contextmanager
 def atomic_path(path):
     """``atomic_open`` for writers that take a file name (OpenCV's video writer): a temporary
     path beside ``path``, with its extension (so that the writer picks the same format), moved
@@ -148,6 +121,18 @@ def atomic_path(path):
     except BaseException:
         _remove(temp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="wb"):
+    """A file object for ``path``'s content: written to a temporary file beside it, synced and
+    moved over ``path`` when the block ends without an error; on an error the temporary file is
+    removed and ``path`` is as it was. An ``OSError`` (full disk, permissions) becomes an
+    ``OutputError`` naming ``path``; other errors pass through unchanged."""
+    with atomic_path(path) as temp, open(temp, mode) as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _remove(path):
